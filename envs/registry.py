@@ -36,3 +36,8 @@ def _brax_constructor(short: str) -> Callable[..., Env]:
 
 for _short in BRAX_TASKS:
     register(f"brax/{_short}", _brax_constructor(_short))
+
+# HumanoidBench H1 tasks (models are built lazily, in the task constructor).
+from envs.humanoidbench import register_humanoidbench  # noqa: E402
+
+register_humanoidbench()
