@@ -41,3 +41,17 @@ for _short in BRAX_TASKS:
 from envs.humanoidbench import register_humanoidbench  # noqa: E402
 
 register_humanoidbench()
+
+
+def _metaworld_constructor(short: str) -> Callable[..., Env]:
+    def build(**kwargs: Any) -> Env:
+        from envs.metaworld import make as make_metaworld  # imported lazily: builds MuJoCo models
+
+        return make_metaworld(short, **kwargs)
+
+    return build
+
+
+for _short in ("hammer-v3", "push-wall-v3", "faucet-close-v3", "push-back-v3", "stick-pull-v3",
+               "handle-press-side-v3", "push-v3", "shelf-place-v3", "window-close-v3", "peg-unplug-side-v3"):
+    register(f"metaworld/{_short}", _metaworld_constructor(_short))
