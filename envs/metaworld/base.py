@@ -68,6 +68,22 @@ def view_from_mujoco(data: mujoco.MjData) -> dict:
                 qpos=data.qpos.copy())
 
 
+def touch_forces(data: mujoco.MjData, pads: tuple[int, int], obj: int) -> np.ndarray:
+    """The package's `touching_object` sums: first-row constraint force of (pad, object) contacts, per pad."""
+    out = np.zeros(2)
+    if obj < 0:
+        return out.astype(np.float32)
+    for i in range(data.ncon):
+        c = data.contact[i]
+        pair = (c.geom1, c.geom2)
+        if obj not in pair:
+            continue
+        for side, pad in enumerate(pads):
+            if pad in pair:
+                out[side] += data.efc_force[c.efc_address]
+    return out.astype(np.float32)
+
+
 def _mjx():
     from mujoco import mjx
 
@@ -98,7 +114,16 @@ class SawyerTask:
     has_success = True
 
     def __init__(self, episode_length: int = 500, randomize_each_episode: bool = False, seed: int = 0,
-                 rand_vec=None):
+                 rand_vec=None, physics: str = "mjx", num_threads: int | None = None):
+        """physics: "mjx" (the rewritten model in MJX) or "cpu" (C MuJoCo on the package's model, batched on a
+        thread pool behind jax.pure_callback: envs.cpu.CpuPhysics). num_threads: CPU backend threads."""
+        if physics not in ("mjx", "cpu"):
+            raise ValueError(f"physics must be 'mjx' or 'cpu', got {physics!r}")
+        if physics == "cpu" and randomize_each_episode and self.moved_body:
+            raise NotImplementedError(
+                f"{self.short_name}: physics='cpu' steps one model for all envs, so its fixture ({self.moved_body}) "
+                "cannot move per episode; use randomize_each_episode=False or physics='mjx'")
+        self.physics = physics
         self.name = f"metaworld/{self.short_name}"
         self.episode_length = int(episode_length)
         self.randomize_each_episode = bool(randomize_each_episode)
@@ -124,7 +149,12 @@ class SawyerTask:
         if self.fixed_rand_vec.shape != (len(self.rand_low),):
             raise ValueError(f"rand_vec must have shape ({len(self.rand_low)},), got {self.fixed_rand_vec.shape}")
         self._init_constants()
-        self.mjx_model = _mjx().put_model(self.mjx_mj_model)  # built here: never inside a trace
+        self.mjx_model = None
+        self.cpu_physics = None
+        if physics == "mjx":
+            self.mjx_model = _mjx().put_model(self.mjx_mj_model)  # built here: never inside a trace
+        else:
+            self.cpu_physics = self._make_cpu_physics(num_threads)
 
     # --- constants of the task (C MuJoCo, once) ----------------------------------------------------------------
     def fixture_position(self, rand) -> np.ndarray:
@@ -295,6 +325,59 @@ class SawyerTask:
         right = jnp.sum(jnp.where(between(self.ids.geom["rightpad_geom"]), force, 0.0))
         return jnp.stack([left, right])
 
+    # --- CPU physics backend (envs.cpu.CpuPhysics) ------------------------------------------------------------
+    def _make_cpu_physics(self, num_threads):
+        from envs.cpu import CpuPhysics
+
+        m = copy.deepcopy(self.reference_model)
+        if self.moved_body_id >= 0:  # one model for all envs: the fixture where the fixed configuration puts it
+            m.body_pos[self.moved_body_id] = self.fixture_position(self.fixed_rand_vec)
+        outputs = dict(xpos=(m.nbody, 3), xquat=(m.nbody, 4), xmat=(m.nbody, 3, 3), site_xpos=(m.nsite, 3),
+                       geom_xpos=(m.ngeom, 3), geom_xmat=(m.ngeom, 3, 3), qpos=(m.nq,), touch=(2,))
+        pads = (self.ids.geom["leftpad_geom"], self.ids.geom["rightpad_geom"])
+        obj = self.ids.geom["objGeom"] if self.needs_touch else -1
+
+        def extract(model, data):
+            mujoco.mj_forward(model, data)  # the package reads everything after a forward pass of the new state
+            out = view_from_mujoco(data)
+            out["touch"] = touch_forces(data, pads, obj)
+            return out
+
+        return CpuPhysics(m, n_substeps=FRAME_SKIP, outputs=outputs, extract=extract,
+                          input_fields=("ctrl", "mocap_pos", "mocap_quat"), num_threads=num_threads)
+
+    def _reset_cpu(self, rand, hr, hr_view) -> State:
+        physics = self.cpu_physics
+        inputs = dict(ctrl=jnp.asarray(hr["ctrl"], jnp.float32),
+                      mocap_pos=jnp.asarray(hr["mocap_pos"], jnp.float32).reshape(-1),
+                      mocap_quat=jnp.asarray(hr["mocap_quat"], jnp.float32).reshape(-1))
+        qacc = jnp.asarray(hr["qacc_warmstart"], jnp.float32)
+
+        def view_fn(qpos, qvel, body_pos):
+            out = physics.forward(physics.init_state(qpos=qpos, qvel=qvel, qacc_warmstart=qacc), inputs)
+            return {k: v for k, v in out.items() if k != "touch"}
+
+        qpos, qvel, body_pos, episode, obs, qpos_after = self.reset_pieces(rand, view_fn, hr, hr_view)
+        data = dict(physics=physics.init_state(qpos=qpos_after, qvel=qvel, qacc_warmstart=qacc),
+                    mocap_pos=jnp.asarray(hr["mocap_pos"], jnp.float32))
+        pipeline = SawyerPipelineState(data=data, body_pos=jnp.asarray(body_pos, jnp.float32),
+                                       prev=obs[:18], episode=episode)
+        info = {k: jnp.zeros((), jnp.float32) for k in INFO_KEYS}
+        return State(pipeline_state=pipeline, obs=obs, reward=jnp.zeros((), jnp.float32),
+                     done=jnp.zeros((), jnp.float32), info=info)
+
+    def _step_cpu(self, state: State, action: jax.Array) -> State:
+        ps: SawyerPipelineState = state.pipeline_state
+        action = jnp.asarray(action, jnp.float32)
+        mocap = ps.data["mocap_pos"].at[0].set(self.mocap_target(ps.data["mocap_pos"][0], action))
+        inputs = dict(ctrl=jnp.stack([action[3], -action[3]]), mocap_pos=mocap.reshape(-1),
+                      mocap_quat=jnp.tile(jnp.asarray(MOCAP_QUAT, jnp.float32), mocap.shape[0]))
+        physics_state, out = self.cpu_physics.step(ps.data["physics"], inputs)
+        touch = out.pop("touch")
+        obs, current, reward, info = self.step_outputs(out, ps.prev, ps.episode, action, touch)
+        pipeline = ps.replace(data=dict(physics=physics_state, mocap_pos=mocap), prev=current)
+        return State(pipeline_state=pipeline, obs=obs, reward=reward, done=jnp.zeros((), jnp.float32), info=info)
+
     def reset_to(self, rand, hand_reset: tuple[dict, dict] | None = None) -> State:
         """Reset with a given random reset vector (pure; what `reset` calls).
 
@@ -302,8 +385,10 @@ class SawyerTask:
         `run_hand_reset(fixture_position(rand))` for a configuration other than the fixed one (only
         peg-unplug-side's plug notices the difference); the arrays may carry a batch axis under vmap.
         """
-        mjx = _mjx()
         hr, hr_view = hand_reset if hand_reset is not None else (self.hand_reset_state, self.hand_reset_view)
+        if self.physics == "cpu":
+            return self._reset_cpu(rand, hr, hr_view)
+        mjx = _mjx()
         base = mjx.make_data(self.mjx_model)
         base = base.replace(qacc_warmstart=jnp.asarray(hr["qacc_warmstart"], base.qacc_warmstart.dtype),
                             mocap_pos=jnp.asarray(hr["mocap_pos"], base.mocap_pos.dtype),
@@ -334,6 +419,8 @@ class SawyerTask:
         return self.reset_to(rand)
 
     def step(self, state: State, action: jax.Array) -> State:
+        if self.physics == "cpu":
+            return self._step_cpu(state, action)
         mjx = _mjx()
         ps: SawyerPipelineState = state.pipeline_state
         model = self._model_with(ps.body_pos)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from envs.metaworld.base import FRAME_SKIP, MOCAP_QUAT, ACTION_SCALE, view_from_mujoco
+from envs.metaworld.base import ACTION_SCALE, FRAME_SKIP, MOCAP_QUAT, touch_forces, view_from_mujoco
 
 
 class MetaWorldCPUEnv(gym.Env):
@@ -98,19 +98,7 @@ class MetaWorldCPUEnv(gym.Env):
         return self.reset_to(rand), {}
 
     def _touch(self) -> np.ndarray:
-        if self._obj_geom < 0:
-            return np.zeros(2, np.float32)
-        d = self.data
-        out = np.zeros(2)
-        for i in range(d.ncon):
-            c = d.contact[i]
-            pair = (c.geom1, c.geom2)
-            if self._obj_geom not in pair:
-                continue
-            for side, pad in enumerate(self._pads):
-                if pad in pair:
-                    out[side] += d.efc_force[c.efc_address]
-        return out.astype(np.float32)
+        return touch_forces(self.data, self._pads, self._obj_geom)
 
     def step(self, action):
         task, m, d = self.task, self.model, self.data

@@ -4,6 +4,8 @@ Used by tests/test_metaworld_parity.py and scripts/metaworld_parity.py. Both sid
 port is built with the reference's random reset vector, so object, goal and fixture positions match, and its reset
 is compared to the package's). Then both take the same actions (the package's scripted expert acting on the
 reference's observation). Two modes:
+Backends: "cpu" (the gymnasium env `task.cpu()`), "mjx" (the JAX task on MJX) and "jax-cpu" (the JAX task with
+physics="cpu": C MuJoCo behind jax.pure_callback, envs/cpu.py).
 - `resync=True` (one-step parity): before every step the port's physics state (qpos, qvel, mocap, solver warm
   start) and previous-frame observation are set to the reference's, so every step measures one step of error
   (physics of the rewritten model in MJX, float32) without the compounding of chaotic contact dynamics.
@@ -44,6 +46,15 @@ class ParityResult:
 
     def row(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _sync_jax_cpu(task, state, ref, tile=lambda x: x):
+    d = ref.data
+    physics = task.cpu_physics.init_state(qpos=np.asarray(d.qpos, np.float64), qvel=np.asarray(d.qvel, np.float64),
+                                          qacc_warmstart=np.asarray(d.qacc_warmstart, np.float64))
+    data = dict(physics=jax.tree.map(tile, physics), mocap_pos=tile(jnp.asarray(d.mocap_pos, jnp.float32)))
+    ps = state.pipeline_state.replace(data=data, prev=tile(jnp.asarray(ref._prev_obs, jnp.float32)))
+    return state.replace(pipeline_state=ps)
 
 
 def _sync_mjx(state, ref):
@@ -98,6 +109,8 @@ class _Compiled:
         return x if self.batch is None else x[0]
 
     def sync(self, state, ref):
+        if self.task.physics == "cpu":
+            return _sync_jax_cpu(self.task, state, ref, tile=(lambda x: x) if self.batch is None else self._tile)
         if self.batch is None:
             return _sync_mjx(state, ref)
         d = ref.data
@@ -118,12 +131,12 @@ def run_parity(name: str, backend: str = "cpu", steps: int = 100, seed: int = 0,
     policy = mw.expert_policy(name)
     rng = np.random.default_rng(seed)
     if task is None or not np.allclose(task.fixed_rand_vec, rand):
-        task = mw.make(name, rand_vec=rand)
+        task = mw.make(name, rand_vec=rand, physics="cpu" if backend == "jax-cpu" else "mjx")
         compiled = None
     if backend == "cpu":
         port = task.cpu()
         obs = port.reset_to(rand)
-    elif backend == "mjx":
+    elif backend in ("mjx", "jax-cpu"):
         compiled = compiled or _Compiled(task)
         state = compiled.reset_to(rand)
         obs = np.asarray(compiled.first(state.obs))
