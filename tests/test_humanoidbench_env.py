@@ -222,3 +222,28 @@ def test_mjx_pole_proxy_agrees_with_c_contacts(pole_states):
         )
         assert float(flag) == expected, label
     assert cm.ngeom == m.ngeom
+
+
+def test_training_stack_nested_vmap_scan_on_cpu_backend(walk):
+    """The trainer's use: wrappers (episodes, auto-reset), seeds x envs nested vmap, lax.scan, jit."""
+    env = training_env(walk)
+    seeds, n, steps = 2, 3, 40
+    keys = jax.random.split(jax.random.PRNGKey(5), seeds * n).reshape(seeds, n, 2)
+    reset = jax.vmap(jax.vmap(env.reset))
+
+    @jax.jit
+    def run(states, key):
+        def body(s, k):
+            a = jax.random.uniform(k, (seeds, n, 19), minval=-1, maxval=1)
+            s = jax.vmap(jax.vmap(env.step))(s, a)
+            return s, (s.done, s.info["steps"], s.obs[..., 2])
+
+        return jax.lax.scan(body, states, jax.random.split(key, steps))
+
+    final, (done, count, z) = run(reset(keys), jax.random.PRNGKey(6))
+    done, count, z = np.asarray(done), np.asarray(count), np.asarray(z)
+    assert done.shape == (steps, seeds, n)
+    assert done.any()  # random actions topple some robots within 40 steps; they are reset
+    # after a done step the env restarts: a fresh standing robot (base ~0.98 m) and a step counter of 0
+    t, i, j = (x[0] for x in np.nonzero(done[:-1]))
+    assert abs(z[t, i, j] - 0.98) < 0.011 and count[t, i, j] == 0 and count[t + 1, i, j] == 1
