@@ -1,8 +1,8 @@
 """Parity figures of the MetaWorld port against the real package (docs/parity_metaworld.md).
 
 For each task: the reference env (seed) and the port start from the same configuration; the package's scripted
-expert acts on the reference's observations; the port takes the same actions. Reported per backend (cpu: C MuJoCo
-with the untouched model; mjx: the rewritten model in MJX) and mode (one-step with state re-sync / open loop): max
+expert acts on the reference's observations; the port takes the same actions. Reported per backend (cpu: the gymnasium env
+on C MuJoCo with the untouched model; jax-cpu: the JAX task with physics="cpu"; mjx: the rewritten model in MJX) and mode (one-step with state re-sync / open loop): max
 and median |obs - obs_ref|, split into hand+gripper, objects and goal; max |reward - reward_ref|; max error of each
 info term; steps where the success flags differ.
 
@@ -44,8 +44,9 @@ def main() -> None:
             t0 = time.time()
             ref = mw.reference(name, seed=args.seed)
             ref.reset()
-            task = mw.make(name, rand_vec=np.array(ref._last_rand_vec))
-            compiled = _Compiled(task) if backend == "mjx" else None
+            physics = "cpu" if backend == "jax-cpu" else "mjx"
+            task = mw.make(name, rand_vec=np.array(ref._last_rand_vec), physics=physics)
+            compiled = _Compiled(task) if backend in ("mjx", "jax-cpu") else None
             for resync in (True, False):
                 r = run_parity(name, backend, steps=args.steps, seed=args.seed, resync=resync, task=task,
                                compiled=compiled)
