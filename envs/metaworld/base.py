@@ -13,6 +13,9 @@ Facts from metaworld 3.1.1 (sawyer_xyz_env.py), re-implemented in JAX:
   object slots pos+quat zero-padded to 14) + previous step's 18 (= current at reset) + goal pos (3,). After a step
   the observation is clipped to the observation box (hand to the hand space, gripper to [-1, 1], goal to the
   task's goal space) and the reward is computed from the clipped observation; the reset observation is not clipped.
+- Physics: `physics="mjx"` (the rewritten model, model.py) or `physics="cpu"` (C MuJoCo on the package's model
+  behind jax.pure_callback, envs/cpu.py); both feed the same view (body/site/geom frames, qpos, pad contact forces)
+  to the same observation and reward functions.
 - Reset configuration: the package's goal-observable constructors sample the random reset vector once per
   instance (`_freeze_rand_vec`); here that is the default (`randomize_each_episode=False`: the vector is drawn
   once from `seed` at construction and every episode of every env uses it). `randomize_each_episode=True` draws
@@ -277,7 +280,7 @@ class SawyerTask:
         return obs, current
 
     def reset_pieces(self, rand, view_fn, hr, hr_view):
-        """Reset logic of the MJX backend. `view_fn(qpos, qvel, body_pos) -> view` runs the kinematics."""
+        """Reset logic shared by the JAX backends. `view_fn(qpos, qvel, body_pos) -> view` runs the kinematics."""
         qpos, qvel = self.place(jnp.asarray(hr["qpos"], jnp.float32), jnp.asarray(hr["qvel"], jnp.float32), rand)
         body_pos = self.fixture(rand)
         view = view_fn(qpos, qvel, body_pos)
