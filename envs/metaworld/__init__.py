@@ -1,6 +1,7 @@
 """MetaWorld's Continual World tasks (CW10, v3, goal observable) in MJX: `envs.make("metaworld/hammer-v3")`.
 
-- `make(name, episode_length=500, randomize_each_episode=False, seed=0)`: the MJX task (envs.core protocol).
+- `make(name, episode_length=500, randomize_each_episode=False, seed=0, rand_vec=None, physics="mjx")`: the task
+  (envs.core protocol) on MJX, or with physics="cpu" on C MuJoCo behind jax.pure_callback (envs/cpu.py).
   `randomize_each_episode=False` (default) matches the package's goal-observable constructors: object and goal
   positions are drawn once (from `seed`) and kept for every episode; True draws new ones at every reset.
 - `task.cpu()`: the same task on C MuJoCo with the untouched model (gymnasium.Env).
@@ -40,5 +41,4 @@ def expert_policy(name: str):
     import metaworld.policies as policies
 
     cls_name = "Sawyer" + "".join(part.capitalize() for part in _short(name).split("-")) + "Policy"
-    cls_name = cls_name.replace("V3Policy", "V3Policy")
     return getattr(policies, cls_name)()
