@@ -181,7 +181,8 @@ class CpuPhysics:
         else:
             list(self._pool.map(run, chunks[:-1], chunks[1:]))
         state_out = {
-            name: split64(value).reshape(batch_shape + (2, self._state_sizes[name])) for name, value in new_state.items()
+            name: split64(value).reshape(batch_shape + (2, self._state_sizes[name]))
+            for name, value in new_state.items()
         }
         out = {name: value.reshape(batch_shape + self.outputs[name].shape) for name, value in out.items()}
         return state_out, out

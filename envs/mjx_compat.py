@@ -28,7 +28,6 @@ import dataclasses
 from typing import Sequence
 
 import mujoco
-import numpy as np
 
 _GT = mujoco.mjtGeom
 

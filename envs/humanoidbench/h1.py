@@ -12,9 +12,10 @@ Observation, reward, termination and success are computed from these by the *sam
 Conventions from HumanoidBench (humanoid_bench/env.py, tasks.py): action in [-1, 1] mapped linearly to the
 actuators' control ranges (float32 bounds, as HumanoidBench's action space), 10 physics steps of 2 ms per control
 step, quantities read after `mj_step` (so site positions, frames, forces, sensors and contacts are those of the last
-substep's forward pass), reset = keyframe + U(-0.01, 0.01) on every qpos entry, zero velocity, with the base quaternion
-normalised (HumanoidBench does not normalise it, but the MuJoCo it runs on, 3.1.6, normalises qpos quaternions in
-mj_forward, so its first observation has a unit quaternion; the next state is the same either way). Truncation at 1000 steps and auto-reset are the wrappers' job (envs.core).
+substep's forward pass), reset = keyframe + U(-0.01, 0.01) on every qpos entry, zero velocity, with the base
+quaternion normalised (HumanoidBench does not normalise it, but the MuJoCo it runs on, 3.1.6, normalises qpos
+quaternions in mj_forward, so its first observation has a unit quaternion; the next state is the same either way).
+Truncation at 1000 steps and auto-reset are the wrappers' job (envs.core).
 """
 
 from __future__ import annotations
