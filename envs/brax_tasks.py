@@ -6,6 +6,8 @@ have no success criterion: `has_success` is False and `info["success"]` stays 0.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 
@@ -32,12 +34,15 @@ class BraxTask:
     has_success = False
 
     def __init__(self, name: str, episode_length: int = 1000):
-        from brax import envs as brax_envs  # imported lazily: building Brax envs is slow
-
         if name not in BRAX_TASKS:
             raise ValueError(f"unknown Brax task {name!r}; known: {', '.join(BRAX_TASKS)}")
+        with warnings.catch_warnings():  # Brax warns that its own pipelines are unmaintained; we use MJX only
+            warnings.simplefilter("ignore", UserWarning)
+            from brax import envs as brax_envs  # imported lazily: building Brax envs is slow
+
+            env = brax_envs.get_environment(name, backend="mjx")
         self.name = f"brax/{name}"
-        self._env = brax_envs.get_environment(name, backend="mjx")
+        self._env = env
         self.observation_size = int(self._env.observation_size)
         self.action_size = int(self._env.action_size)
         self.episode_length = int(episode_length)

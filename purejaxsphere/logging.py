@@ -1,0 +1,81 @@
+"""The run directory: resolved config, per-chunk metrics (JSON lines), evaluation matrix, summary.
+
+Files other than the append-only metrics log are written atomically (temporary file + rename), so a crash never
+leaves a half-written config or matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from purejaxsphere.config import Config, to_dict
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def json_ready(value: Any) -> Any:
+    """NaN/inf -> None and NumPy scalars/arrays -> Python, so the JSON is strict."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def default_run_dir(cfg: Config) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(cfg.runs_root) / f"{stamp}_{cfg.benchmark}_{cfg.algo}"
+
+
+class RunDirectory:
+    """Writes one run's files; `log(row)` appends a metrics line and flushes it to disk."""
+
+    def __init__(self, path: str | Path, cfg: Config):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        self._metrics = open(self.path / "metrics.jsonl", "a")
+
+    def log(self, row: dict[str, Any]) -> None:
+        self._metrics.write(json.dumps(json_ready(row), allow_nan=False) + "\n")
+        self._metrics.flush()
+
+    def write_json(self, name: str, payload: dict[str, Any]) -> None:
+        atomic_write_text(self.path / name, json.dumps(json_ready(payload), indent=1, allow_nan=False) + "\n")
+
+    def close(self) -> None:
+        self._metrics.close()
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    with open(Path(run_dir) / "metrics.jsonl") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

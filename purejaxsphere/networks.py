@@ -1,0 +1,152 @@
+"""Actor and critic networks (flax linen).
+
+Every actor maps a batch of observations [B, obs] to (action mean [B, A], log-std [A], aux) where aux holds the
+per-expert hidden features of every layer (`hidden`, a tuple of [B, E, d_l]; `features` = the last one) and the
+routing weights [B, E] (`weights`; rows sum to 1), plus the gate logits. A dense actor is one expert with weight 1,
+so SPHERE, its ablations and the diagnostics share one code path.
+
+Experts are stacked on a leading axis and applied with one batched matmul per layer; every expert is computed and
+the routing weights zero the unselected ones (measured on CPU: faster than gathering the K selected experts).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from purejaxsphere.config import ACTOR_KINDS
+
+
+class ActorOutput(NamedTuple):
+    mean: jax.Array  # [B, A]
+    log_std: jax.Array  # [A]
+    hidden: tuple[jax.Array, ...]  # per layer [B, E, d_l], post-activation
+    weights: jax.Array  # [B, E] routing weights, rows sum to 1
+    logits: jax.Array  # [B, E_routed] gate logits (zeros [B, 1] for a dense actor)
+
+    @property
+    def features(self) -> jax.Array:
+        """Last hidden layer of every expert, [B, E, d]."""
+        return self.hidden[-1]
+
+
+def scaled_init(gain: float, batch_axis: tuple[int, ...] = ()) -> Callable:
+    """Truncated-normal init with std = gain / sqrt(fan_in) (He init for gain sqrt(2)).
+
+    Orthogonal init would need a QR decomposition per matrix; batched over experts and vmapped over seeds, jaxlib's
+    CPU QR deadlocked the XLA:CPU runtime here (reproducibly, jax 0.10.2), so the variance-matched normal is used.
+    `batch_axis` marks the stacked expert axis so fan_in is one expert's input size.
+    """
+    return nn.initializers.variance_scaling(gain**2, "fan_in", "truncated_normal", batch_axis=batch_axis)
+
+
+class ExpertStack(nn.Module):
+    """E independent MLPs (ReLU hidden layers + linear head) evaluated together on a stacked expert axis."""
+
+    n_experts: int
+    hidden_sizes: Sequence[int]
+    out_size: int
+    head_scale: float = 0.01
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        in_size = x.shape[-1]
+        h = jnp.broadcast_to(x[:, None, :], (x.shape[0], self.n_experts, in_size))
+        hidden = []
+        for i, width in enumerate(self.hidden_sizes):
+            w = self.param(f"w{i}", scaled_init(np.sqrt(2.0), batch_axis=(0,)), (self.n_experts, h.shape[-1], width))
+            b = self.param(f"b{i}", nn.initializers.zeros, (self.n_experts, width))
+            h = nn.relu(jnp.einsum("bei,eio->beo", h, w) + b)
+            hidden.append(h)
+        w = self.param("w_out", scaled_init(self.head_scale, batch_axis=(0,)), (self.n_experts, h.shape[-1], self.out_size))
+        b = self.param("b_out", nn.initializers.zeros, (self.n_experts, self.out_size))
+        return jnp.einsum("bei,eio->beo", h, w) + b, tuple(hidden)
+
+
+class MLP(nn.Module):
+    hidden_sizes: Sequence[int]
+    out_size: int
+    head_scale: float = 1.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.hidden_sizes:
+            x = nn.relu(nn.Dense(width, kernel_init=scaled_init(np.sqrt(2.0)))(x))
+        return nn.Dense(self.out_size, kernel_init=scaled_init(self.head_scale))(x)
+
+
+def top_k_weights(logits: jax.Array, k: int, temperature: float) -> jax.Array:
+    """Softmax over the top-k logits (divided by the temperature); all other experts get weight exactly 0.
+
+    Gradients reach only the selected logits: the unselected weights are constants.
+    """
+    values, index = jax.lax.top_k(logits, k)
+    probs = jax.nn.softmax(values / temperature, axis=-1)
+    return jnp.sum(jax.nn.one_hot(index, logits.shape[-1], dtype=probs.dtype) * probs[..., None], axis=-2)
+
+
+class Actor(nn.Module):
+    """Gaussian policy with a state-independent log-std; `kind` picks dense, Top-K MoE, Dense-MoE or DS-MoE."""
+
+    action_size: int
+    kind: str = "moe_topk"
+    hidden_sizes: Sequence[int] = (256, 256, 256)
+    n_experts: int = 10
+    top_k: int = 2
+    temperature: float = 1.0
+    n_shared: int = 1
+    gate_hidden_sizes: Sequence[int] = (256, 256, 256)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> ActorOutput:
+        batch = obs.shape[0]
+        log_std = self.param("log_std", nn.initializers.zeros, (self.action_size,))
+        if self.kind == "dense":
+            means, hidden = ExpertStack(1, self.hidden_sizes, self.action_size, name="experts")(obs)
+            weights = jnp.ones((batch, 1), obs.dtype)
+            logits = jnp.zeros((batch, 1), obs.dtype)
+        elif self.kind in ("moe_topk", "dense_moe", "ds_moe"):
+            n_total = self.n_experts + (self.n_shared if self.kind == "ds_moe" else 0)
+            means, hidden = ExpertStack(n_total, self.hidden_sizes, self.action_size, name="experts")(obs)
+            logits = MLP(self.gate_hidden_sizes, self.n_experts, head_scale=0.01, name="gate")(obs)
+            if self.kind == "dense_moe":
+                weights = jax.nn.softmax(logits / self.temperature, axis=-1)
+            else:
+                weights = top_k_weights(logits, self.top_k, self.temperature)
+            if self.kind == "ds_moe":
+                # Shared experts are always on; shared and routed parts each count as one unit of weight, so the
+                # mixture is (sum_shared mu_s + sum_routed g_e mu_e) / (n_shared + 1) and the weights sum to 1.
+                shared = jnp.ones((batch, self.n_shared), weights.dtype)
+                weights = jnp.concatenate([shared, weights], axis=-1) / (self.n_shared + 1)
+        else:
+            raise ValueError(f"unknown actor kind {self.kind!r}; choose one of {ACTOR_KINDS}")
+        mean = jnp.einsum("be,bea->ba", weights, means)
+        return ActorOutput(mean=mean, log_std=log_std, hidden=hidden, weights=weights, logits=logits)
+
+
+class Critic(nn.Module):
+    hidden_sizes: Sequence[int] = (256, 256, 256)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return MLP(self.hidden_sizes, 1, head_scale=1.0)(obs)[..., 0]
+
+
+def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:
+    """Log-density of a diagonal Gaussian, summed over the action dimensions."""
+    z = (action - mean) * jnp.exp(-log_std)
+    return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi), axis=-1)
+
+
+def gaussian_entropy(log_std: jax.Array) -> jax.Array:
+    """Entropy of a diagonal Gaussian with the given log-std (state-independent)."""
+    return jnp.sum(log_std + 0.5 * jnp.log(2.0 * jnp.pi * jnp.e))
+
+
+def routing_entropy(weights: jax.Array) -> jax.Array:
+    """Mean over rows of the entropy (nats) of the routing distribution."""
+    return jnp.mean(-jnp.sum(jnp.where(weights > 0, weights * jnp.log(jnp.where(weights > 0, weights, 1.0)), 0.0), -1))

@@ -1,0 +1,222 @@
+"""PPO pieces as top-level pure functions: GAE, the clipped surrogate, the value loss, the actor loss with SPHERE,
+one minibatch update (actor and critic with separate clipped Adam), and the learning-rate rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from purejaxsphere import sphere
+from purejaxsphere.config import PPOConfig, SphereConfig
+from purejaxsphere.networks import ActorOutput, gaussian_entropy, gaussian_log_prob, routing_entropy
+
+PyTree = Any
+ApplyFn = Callable[..., Any]
+
+MIN_ADAPTIVE_LR, MAX_ADAPTIVE_LR = 1e-5, 1e-2
+
+
+class Transition(NamedTuple):
+    """One rollout step of all envs (a leading time axis when stacked)."""
+
+    obs: jax.Array  # normalized observation the action was taken from
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array  # includes gamma * V(final obs) on truncated steps
+    done: jax.Array
+
+
+class Batch(NamedTuple):
+    """Flattened samples for the update phase."""
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    advantage: jax.Array
+    target: jax.Array  # value target (advantage + value)
+
+
+def compute_gae(
+    rewards: jax.Array, values: jax.Array, dones: jax.Array, last_value: jax.Array, gamma: float, gae_lambda: float
+) -> tuple[jax.Array, jax.Array]:
+    """Generalized advantage estimation over a [T, ...] rollout. Returns (advantages, value targets).
+
+    dones[t] = 1 when the episode ended with step t, so V(s_{t+1}) is not bootstrapped across it.
+    """
+
+    def backward(carry, step):
+        next_advantage, next_value = carry
+        reward, value, done = step
+        not_done = 1.0 - done
+        delta = reward + gamma * next_value * not_done - value
+        advantage = delta + gamma * gae_lambda * not_done * next_advantage
+        return (advantage, value), advantage
+
+    _, advantages = jax.lax.scan(
+        backward, (jnp.zeros_like(last_value), last_value), (rewards, values, dones), reverse=True
+    )
+    return advantages, advantages + values
+
+
+def clipped_surrogate(
+    log_prob: jax.Array, old_log_prob: jax.Array, advantage: jax.Array, clip_eps: float
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """PPO's clipped policy loss. Returns (loss, clip fraction, approx_kl = mean((r - 1) - log r))."""
+    log_ratio = log_prob - old_log_prob
+    ratio = jnp.exp(log_ratio)
+    unclipped = advantage * ratio
+    clipped = advantage * jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    loss = -jnp.mean(jnp.minimum(unclipped, clipped))
+    clip_fraction = jnp.mean((jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32))
+    approx_kl = jnp.mean((ratio - 1.0) - log_ratio)
+    return loss, clip_fraction, approx_kl
+
+
+def value_loss(values: jax.Array, targets: jax.Array) -> jax.Array:
+    """Mean squared error between predicted values and targets (unclipped)."""
+    return jnp.mean(jnp.square(targets - values))
+
+
+def actor_objectives(
+    actor_params: PyTree, actor_apply: ApplyFn, batch: Batch, ppo: PPOConfig, sphere_cfg: SphereConfig
+) -> tuple[tuple[jax.Array, jax.Array, jax.Array], dict[str, jax.Array]]:
+    """The three differentiable actor terms (L_pi, L_SPHERE, L_gating) and diagnostics.
+
+    L_pi = clipped surrogate + ent_coef * (-entropy). L_SPHERE uses the last hidden expert layer.
+    """
+    out: ActorOutput = actor_apply(actor_params, batch.obs)
+    log_prob = gaussian_log_prob(out.mean, out.log_std, batch.action)
+    advantage = batch.advantage
+    if ppo.normalize_advantage:
+        advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+    pg_loss, clip_fraction, approx_kl = clipped_surrogate(log_prob, batch.log_prob, advantage, ppo.clip_eps)
+    entropy = gaussian_entropy(out.log_std)
+    policy_objective = pg_loss - ppo.ent_coef * entropy
+    phi = sphere.weighted_expert_features(out.features, out.weights)
+    sphere_loss = sphere.sphere_penalty(phi)
+    gating_loss = (
+        sphere.gating_isotropy_penalty(out.weights) if sphere_cfg.gating_ratio > 0 else jnp.zeros((), jnp.float32)
+    )
+    diagnostics = {
+        "policy_loss": pg_loss,
+        "entropy": entropy,
+        "approx_kl": approx_kl,
+        "clip_fraction": clip_fraction,
+        "routing_entropy": routing_entropy(out.weights),
+    }
+    return (policy_objective, sphere_loss, gating_loss), diagnostics
+
+
+def actor_gradient(
+    actor_params: PyTree, actor_apply: ApplyFn, batch: Batch, ppo: PPOConfig, sphere_cfg: SphereConfig
+) -> tuple[PyTree, dict[str, jax.Array]]:
+    """Gradient of the actor objective under the configured SPHERE mode, from one forward pass (vjp).
+
+    - off:  grad L_pi (+ gating term)
+    - loss: grad (L_pi + lambda L_SPHERE), lambda = sg(ratio |L_pi| / (L_SPHERE + 1e-8))
+    - grad: grad L_pi + s * grad L_SPHERE with s so that the second part has ratio x the first's global norm
+            (optionally PCGrad-projected)
+    The gating-isotropy term, when on, is added to L_pi with its own adaptive coefficient.
+    """
+    (policy_objective, sphere_loss, gating_loss), vjp_fn, diagnostics = jax.vjp(
+        lambda p: actor_objectives(p, actor_apply, batch, ppo, sphere_cfg), actor_params, has_aux=True
+    )
+    gating_coef = sphere.adaptive_coefficient(sphere_cfg.gating_ratio, policy_objective, gating_loss)
+    if sphere_cfg.gating_ratio == 0:
+        gating_coef = jnp.zeros_like(gating_coef)
+    one, zero = jnp.ones_like(policy_objective), jnp.zeros_like(policy_objective)
+    if sphere_cfg.mode == "grad":
+        (policy_grad,) = vjp_fn((one, zero, gating_coef))
+        (penalty_grad,) = vjp_fn((zero, one, zero))
+        grads, sphere_coef = sphere.combine_gradients(policy_grad, penalty_grad, sphere_cfg.ratio, sphere_cfg.pcgrad)
+    else:
+        if sphere_cfg.mode == "loss":
+            sphere_coef = sphere.adaptive_coefficient(sphere_cfg.ratio, policy_objective, sphere_loss)
+        else:
+            sphere_coef = jnp.zeros_like(policy_objective)
+        (grads,) = vjp_fn((one, sphere_coef, gating_coef))
+    diagnostics = dict(diagnostics)
+    diagnostics.update(sphere_loss=sphere_loss, sphere_coef=sphere_coef, gating_loss=gating_loss)
+    return grads, diagnostics
+
+
+def make_optimizer(ppo: PPOConfig) -> optax.GradientTransformation:
+    """Global-norm clipping then Adam's scaling; the (dynamic) learning rate is applied by `apply_update`."""
+    return optax.chain(optax.clip_by_global_norm(ppo.max_grad_norm), optax.scale_by_adam(eps=ppo.adam_eps))
+
+
+def apply_update(
+    optimizer: optax.GradientTransformation, params: PyTree, opt_state: Any, grads: PyTree, learning_rate: jax.Array
+) -> tuple[PyTree, Any]:
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = jax.tree.map(lambda p, u: p - learning_rate * u, params, updates)
+    return params, opt_state
+
+
+def adapt_learning_rate(learning_rate: jax.Array, approx_kl: jax.Array, target_kl: float) -> jax.Array:
+    """KL-adaptive rate: /1.5 when approx_kl > 2 target, x1.5 when < target / 2, clipped to [1e-5, 1e-2]."""
+    learning_rate = jnp.where(approx_kl > 2.0 * target_kl, learning_rate / 1.5, learning_rate)
+    learning_rate = jnp.where(approx_kl < 0.5 * target_kl, learning_rate * 1.5, learning_rate)
+    return jnp.clip(learning_rate, MIN_ADAPTIVE_LR, MAX_ADAPTIVE_LR)
+
+
+def linear_learning_rate(ppo: PPOConfig, progress: jax.Array) -> jax.Array:
+    """Linear from learning_rate to final_learning_rate over the first decay_fraction of the task, then constant."""
+    fraction = jnp.clip(progress / max(ppo.decay_fraction, 1e-12), 0.0, 1.0)
+    return ppo.learning_rate + fraction * (ppo.final_learning_rate - ppo.learning_rate)
+
+
+class UpdateState(NamedTuple):
+    actor_params: PyTree
+    critic_params: PyTree
+    actor_opt_state: Any
+    critic_opt_state: Any
+    learning_rate: jax.Array
+    stopped: jax.Array  # early_stop schedule: no further updates in this rollout's epochs
+
+
+def minibatch_update(
+    state: UpdateState,
+    batch: Batch,
+    *,
+    actor_apply: ApplyFn,
+    critic_apply: ApplyFn,
+    optimizer: optax.GradientTransformation,
+    ppo: PPOConfig,
+    sphere_cfg: SphereConfig,
+) -> tuple[UpdateState, dict[str, jax.Array]]:
+    """One PPO(+SPHERE) step on a minibatch: actor and critic each through their own clipped Adam."""
+    actor_grads, diagnostics = actor_gradient(state.actor_params, actor_apply, batch, ppo, sphere_cfg)
+
+    def critic_objective(params):
+        return ppo.vf_coef * value_loss(critic_apply(params, batch.obs), batch.target)
+
+    scaled_value_loss, critic_grads = jax.value_and_grad(critic_objective)(state.critic_params)
+    approx_kl = diagnostics["approx_kl"]
+    stopped = state.stopped
+    if ppo.lr_schedule == "early_stop":
+        stopped = stopped | (approx_kl > 1.5 * ppo.target_kl)
+    actor_params, actor_opt_state = apply_update(
+        optimizer, state.actor_params, state.actor_opt_state, actor_grads, state.learning_rate
+    )
+    critic_params, critic_opt_state = apply_update(
+        optimizer, state.critic_params, state.critic_opt_state, critic_grads, state.learning_rate
+    )
+    new = UpdateState(actor_params, critic_params, actor_opt_state, critic_opt_state, state.learning_rate, stopped)
+    # Masked (not skipped) so the epoch loop stays one compiled scan: a stopped update leaves everything as it was.
+    new = jax.tree.map(lambda n, o: jnp.where(stopped, o, n), new, state)._replace(stopped=stopped)
+    if ppo.lr_schedule == "adaptive":
+        new = new._replace(learning_rate=adapt_learning_rate(state.learning_rate, approx_kl, ppo.target_kl))
+    diagnostics = dict(diagnostics)
+    diagnostics.update(
+        value_loss=scaled_value_loss / ppo.vf_coef,
+        learning_rate=state.learning_rate,
+        actor_grad_norm=sphere.global_norm(actor_grads),
+        update_applied=1.0 - stopped.astype(jnp.float32),
+    )
+    return new, diagnostics

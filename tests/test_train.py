@@ -1,0 +1,106 @@
+"""The compiled trainer and the continual-RL driver on tiny Brax configurations."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from purejaxsphere import load_config, make_train
+from purejaxsphere.cli import main
+
+TINY = [
+    "num_envs=4",
+    "ppo.n_steps=8",
+    "ppo.minibatch_size=16",
+    "ppo.update_epochs=2",
+    "network.hidden_sizes=[16,16]",
+    "network.gate_hidden_sizes=[16]",
+    "network.critic_hidden_sizes=[16]",
+    "network.n_experts=3",
+    "eval.interval=64",  # 2 updates per chunk
+    "eval.episodes=2",
+    "episode_length=20",
+]
+
+
+def tiny(*overrides):
+    return load_config(*TINY, *overrides)
+
+
+def leaves_close(a, b, **kwargs):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def three_seed_run():
+    cfg = tiny("tasks=[brax/reacher]", "seeds=[0,1,2]", "total_timesteps=64")
+    return make_train(cfg)()
+
+
+def test_vmapped_seeds_equal_single_seed_runs(three_seed_run):
+    single = make_train(tiny("tasks=[brax/reacher]", "seeds=[1]", "total_timesteps=64"))()
+    pick = lambda tree, i: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
+    leaves_close(pick(three_seed_run.state.actor_params, 1), pick(single.state.actor_params, 0), rtol=1e-5, atol=1e-6)
+    leaves_close(pick(three_seed_run.state.obs_stats, 1), pick(single.state.obs_stats, 0), rtol=1e-5, atol=1e-6)
+    # ... and the seeds really differ from each other.
+    a, b = pick(three_seed_run.state.actor_params, 0), pick(three_seed_run.state.actor_params, 1)
+    assert any(not np.allclose(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_metrics_rows_per_seed_and_chunk(three_seed_run):
+    rows = three_seed_run.metrics
+    assert [(r["seed"], r["chunk"]) for r in rows] == [(0, 0), (1, 0), (2, 0)]
+    row = rows[0]
+    for key in ("policy_loss", "value_loss", "sphere_loss", "sphere_coef", "routing_entropy", "learning_rate",
+                "eval_return", "steps_per_s", "approx_kl"):
+        assert np.isfinite(row[key]), key
+    assert row["env_steps"] == 64 and row["sphere_coef"] > 0  # default algo is SPHERE loss mode
+
+
+@pytest.fixture(scope="module")
+def two_task_trainer():
+    return make_train(tiny("tasks=[brax/reacher,brax/inverted_double_pendulum]", "seeds=2", "total_timesteps=64"))
+
+
+def _state_after_first_task(trainer):
+    programs = trainer.programs(0)
+    state = programs.init(trainer.task_keys(0))
+    state, _ = programs.chunk(state)
+    return state
+
+
+@pytest.mark.parametrize("protocol", ["crl", "rl"])
+def test_driver_carries_params_and_normalizer_in_crl_only(two_task_trainer, protocol):
+    trainer = two_task_trainer
+    end_of_task1 = _state_after_first_task(trainer)
+    trainer.cfg.protocol = protocol
+    trainer.cfg.carry.params = trainer.cfg.carry.optimizer = trainer.cfg.carry.normalizer = protocol == "crl"
+    start_of_task2 = trainer.start_task(1, end_of_task1)
+    fresh = trainer.programs(1).init(trainer.task_keys(1))
+    expected = end_of_task1 if protocol == "crl" else fresh
+    leaves_close(start_of_task2.actor_params, expected.actor_params, rtol=0, atol=0)
+    leaves_close(start_of_task2.critic_opt_state, expected.critic_opt_state, rtol=0, atol=0)
+    leaves_close(start_of_task2.obs_stats, expected.obs_stats, rtol=0, atol=0)
+    assert float(end_of_task1.obs_stats.count[0]) > 1  # the normalizer did learn in task 1
+    # New task: fresh envs and a restarted learning rate either way.
+    leaves_close(start_of_task2.env_state.obs, fresh.env_state.obs, rtol=0, atol=0)
+    np.testing.assert_allclose(start_of_task2.learning_rate, trainer.cfg.ppo.learning_rate)
+
+
+def test_cli_train_writes_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    code = main(["train", *TINY, "tasks=[brax/reacher,brax/inverted_double_pendulum]", "seeds=2",
+                 "total_timesteps=128", f"run_dir={run_dir}", "progress=false"])
+    assert code == 0
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 2  # tasks x chunks x seeds
+    assert {r["task"] for r in rows} == {"brax/reacher", "brax/inverted_double_pendulum"}
+    matrix = json.loads((run_dir / "eval_matrix.json").read_text())
+    ret = np.array(matrix["return"], dtype=float)  # None -> nan
+    assert ret.shape == (2, 2, 2)
+    assert np.isnan(ret[0, 1]).all() and np.isfinite(ret[0, 0]).all() and np.isfinite(ret[1]).all()
+    assert "tasks:" in (run_dir / "config.yaml").read_text()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert len(summary["final_average_return"]) == 2
