@@ -33,7 +33,9 @@ class BraxTask:
 
     has_success = False
 
-    def __init__(self, name: str, episode_length: int = 1000):
+    def __init__(self, name: str, episode_length: int = 1000, physics: str = "mjx"):
+        if physics != "mjx":
+            raise ValueError(f"Brax tasks run on MJX only (physics={physics!r} asked)")
         if name not in BRAX_TASKS:
             raise ValueError(f"unknown Brax task {name!r}; known: {', '.join(BRAX_TASKS)}")
         with warnings.catch_warnings():  # Brax warns that its own pipelines are unmaintained; we use MJX only

@@ -22,7 +22,7 @@ from flax import struct
 import envs
 from envs.core import Env, EpisodeWrapper, PadWrapper, State, training_env
 from purejaxsphere import ppo as ppo_lib
-from purejaxsphere.config import Config, seed_list
+from purejaxsphere.config import Config, ConfigError, seed_list
 from purejaxsphere.networks import Actor, Critic, gaussian_log_prob
 from purejaxsphere.normalize import RunningStats, init_stats, normalize, update_stats
 
@@ -288,11 +288,14 @@ def make_tasks(cfg: Config) -> list[Env]:
     kwargs: dict[str, Any] = {}
     if cfg.episode_length is not None:
         kwargs["episode_length"] = cfg.episode_length
+    if cfg.physics != "mjx":
+        kwargs["physics"] = cfg.physics
     tasks = []
     for name in cfg.tasks:
-        if cfg.physics != "mjx":
-            kwargs["physics"] = cfg.physics
-        tasks.append(envs.make(name, **kwargs))
+        try:
+            tasks.append(envs.make(name, **kwargs))
+        except (ValueError, TypeError, NotImplementedError) as error:
+            raise ConfigError(f"tasks: cannot build {name!r} with {kwargs}: {error}") from error
     return tasks
 
 
