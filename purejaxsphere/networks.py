@@ -11,7 +11,7 @@ the routing weights zero the unselected ones (measured on CPU: faster than gathe
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
