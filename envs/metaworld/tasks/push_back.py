@@ -3,37 +3,20 @@
 import jax.numpy as jnp
 import numpy as np
 
-from envs.metaworld.base import SawyerTask
-from envs.metaworld.reward_utils import hamacher_product, quat_from_matrix_xyzw, tolerance
-from envs.metaworld.tasks._push_common import grasp_success, obj_start, place_obj
+from envs.metaworld.reward_utils import hamacher_product, tolerance
+from envs.metaworld.tasks._push_common import PuckTask, grasp_success
 
 OBJ_RADIUS = 0.007
 TARGET_RADIUS = 0.05
 
 
-class PushBack(SawyerTask):
+class PushBack(PuckTask):
     short_name = "push-back-v3"
     xml = "sawyer_push_back_v3.xml"
     hand_init_pos = tuple(np.float32([0.0, 0.6, 0.2]).astype(float))  # float32 in the package
     rand_low, rand_high = (-0.1, 0.8, 0.02, -0.1, 0.6, 0.0199), (0.1, 0.85, 0.02, 0.1, 0.7, 0.0201)
     goal_low, goal_high = (-0.1, 0.6, 0.0199), (0.1, 0.7, 0.0201)
     min_obj_goal_xy_distance = 0.15
-    needs_touch = True
-
-    def _init_constants(self):
-        super()._init_constants()
-        self.obj_z = float(self.hand_reset_view["geom_xpos"][self.ids.geom["objGeom"]][2])
-
-    def place(self, qpos, qvel, rand):
-        qpos, qvel = place_obj(qpos, qvel, obj_start(rand, self.obj_z))
-        return qpos, qvel
-
-    def episode_constants(self, view, rand):
-        return dict(target_pos=obj_start(rand[3:5], self.obj_z), obj_init_pos=obj_start(rand, self.obj_z))
-
-    def objects(self, view):
-        g = self.ids.geom["objGeom"]
-        return [view["geom_xpos"][g]], [quat_from_matrix_xyzw(view["geom_xmat"][g])]
 
     def _caging(self, action, obj, view, episode):
         """push-back's own caging reward.

@@ -2,36 +2,19 @@
 
 import jax.numpy as jnp
 
-from envs.metaworld.base import SawyerTask
-from envs.metaworld.reward_utils import quat_from_matrix_xyzw, tolerance
-from envs.metaworld.tasks._push_common import grasp_success, obj_start, place_obj
+from envs.metaworld.reward_utils import tolerance
+from envs.metaworld.tasks._push_common import PuckTask, grasp_success
 
 TARGET_RADIUS = 0.05
 
 
-class PushWall(SawyerTask):
+class PushWall(PuckTask):
     short_name = "push-wall-v3"
     xml = "sawyer_push_wall_v3.xml"
     hand_init_pos = (0.0, 0.6, 0.2)
     rand_low, rand_high = (-0.05, 0.6, 0.015, -0.05, 0.85, 0.01), (0.05, 0.65, 0.015, 0.05, 0.9, 0.02)
     goal_low, goal_high = (-0.05, 0.85, 0.01), (0.05, 0.9, 0.02)
     min_obj_goal_xy_distance = 0.15
-    needs_touch = True
-
-    def _init_constants(self):
-        super()._init_constants()
-        self.obj_z = float(self.hand_reset_view["geom_xpos"][self.ids.geom["objGeom"]][2])
-
-    def place(self, qpos, qvel, rand):
-        qpos, qvel = place_obj(qpos, qvel, obj_start(rand, self.obj_z))
-        return qpos, qvel
-
-    def episode_constants(self, view, rand):
-        return dict(target_pos=obj_start(rand[3:5], self.obj_z), obj_init_pos=obj_start(rand, self.obj_z))
-
-    def objects(self, view):
-        g = self.ids.geom["objGeom"]
-        return [view["geom_xpos"][g]], [quat_from_matrix_xyzw(view["geom_xmat"][g])]
 
     def reward(self, obs, view, episode, action, touch):
         tcp = self.tcp_center(view)

@@ -3,14 +3,13 @@
 import jax.numpy as jnp
 import numpy as np
 
-from envs.metaworld.base import SawyerTask
-from envs.metaworld.reward_utils import hamacher_product, quat_from_matrix_xyzw, tolerance
-from envs.metaworld.tasks._push_common import grasp_success, obj_start, place_obj
+from envs.metaworld.reward_utils import hamacher_product, tolerance
+from envs.metaworld.tasks._push_common import PuckTask, grasp_success, obj_start
 
 TARGET_RADIUS = 0.05
 
 
-class ShelfPlace(SawyerTask):
+class ShelfPlace(PuckTask):
     short_name = "shelf-place-v3"
     xml = "sawyer_shelf_placing.xml"
     hand_init_pos = tuple(np.float32([0.0, 0.6, 0.2]).astype(float))  # float32 in the package
@@ -18,16 +17,11 @@ class ShelfPlace(SawyerTask):
     goal_low, goal_high = (-0.1, 0.8, 0.299), (0.1, 0.9, 0.301)
     min_obj_goal_xy_distance = 0.1
     moved_body = "shelf"
-    needs_touch = True
+    puck_frame = "body"
 
     def _init_constants(self):
         super()._init_constants()
-        self.obj_z = float(self.hand_reset_view["xpos"][self.ids.body["obj"]][2])
         self.goal_site_local = np.array(self.reference_model.site_pos[self.ids.site["goal"]])
-
-    def place(self, qpos, qvel, rand):
-        qpos, qvel = place_obj(qpos, qvel, obj_start(rand, self.obj_z))
-        return qpos, qvel
 
     def fixture(self, rand):
         return rand[3:6] - jnp.array([0.0, 0.0, 0.3])
@@ -35,10 +29,6 @@ class ShelfPlace(SawyerTask):
     def episode_constants(self, view, rand):
         shelf = rand[3:6] - jnp.array([0.0, 0.0, 0.3])
         return dict(target_pos=self.goal_site_local + shelf, obj_init_pos=obj_start(rand, self.obj_z))
-
-    def objects(self, view):
-        return ([view["xpos"][self.ids.body["obj"]]],
-                [quat_from_matrix_xyzw(view["geom_xmat"][self.ids.geom["objGeom"]])])
 
     def reward(self, obs, view, episode, action, touch):
         obj, tcp_opened = obs[4:7], obs[3]
