@@ -30,6 +30,15 @@ import envs.metaworld as mw  # noqa: E402
 from envs.metaworld.parity import _Compiled, run_parity  # noqa: E402
 
 
+def success_flags(env, policy, obs, steps: int) -> list[bool]:
+    """Run the scripted policy for `steps` steps from `obs` (gymnasium API); the success flag of every step."""
+    flags = []
+    for _ in range(steps):
+        obs, _, _, _, info = env.step(policy.get_action(obs))
+        flags.append(bool(info["success"]))
+    return flags
+
+
 def run_reference(name: str, seeds, steps: int):
     ever, last, rands = [], [], []
     for seed in seeds:
@@ -37,10 +46,7 @@ def run_reference(name: str, seeds, steps: int):
         policy = mw.expert_policy(name)
         obs, _ = env.reset()
         rands.append(np.array(env._last_rand_vec))
-        flags = []
-        for _ in range(steps):
-            obs, _, _, _, info = env.step(policy.get_action(obs))
-            flags.append(bool(info["success"]))
+        flags = success_flags(env, policy, obs, steps)
         ever.append(any(flags))
         last.append(flags[-1])
     return ever, last, rands
@@ -51,11 +57,7 @@ def run_cpu(name: str, rands, steps: int):
     env = mw.make(name, rand_vec=rands[0]).cpu()  # reset_to runs the hand reset for each configuration
     for rand in rands:
         policy = mw.expert_policy(name)
-        obs = env.reset_to(rand)
-        flags = []
-        for _ in range(steps):
-            obs, _, _, _, info = env.step(policy.get_action(obs))
-            flags.append(bool(info["success"]))
+        flags = success_flags(env, policy, env.reset_to(rand), steps)
         ever.append(any(flags))
         last.append(flags[-1])
     return ever, last
