@@ -22,7 +22,7 @@ from flax import struct
 import envs
 from envs.core import Env, EpisodeWrapper, PadWrapper, State, training_env
 from purejaxsphere import ppo as ppo_lib
-from purejaxsphere.config import Config, ConfigError, seed_list
+from purejaxsphere.config import Config, ConfigError, PPOConfig, seed_list
 from purejaxsphere.networks import Actor, Critic, gaussian_log_prob
 from purejaxsphere.normalize import RunningStats, init_stats, normalize, update_stats
 
@@ -103,6 +103,11 @@ def inherit(previous: TrainState, fresh: TrainState, cfg: Config) -> TrainState:
     return state
 
 
+def policy_obs(ppo: PPOConfig, stats: RunningStats, obs: jax.Array) -> jax.Array:
+    """What the networks see: the observation normalized by the running statistics (when enabled) and clipped."""
+    return normalize(stats, obs, ppo.obs_clip, ppo.normalize_obs)
+
+
 def make_rollout_fn(env: Env, nets: Networks, cfg: Config) -> Callable:
     """Collection phase for one seed: n_steps of policy inference + vmapped env step, as one scan.
 
@@ -111,14 +116,11 @@ def make_rollout_fn(env: Env, nets: Networks, cfg: Config) -> Callable:
     ppo = cfg.ppo
     actor_apply, critic_apply = nets.actor.apply, nets.critic.apply
 
-    def norm(stats: RunningStats, obs: jax.Array) -> jax.Array:
-        return normalize(stats, obs, ppo.obs_clip, ppo.normalize_obs)
-
     def env_step(state: TrainState, _):
         key, action_key = jax.random.split(state.key)
         env_state = state.env_state
         stats = update_stats(state.obs_stats, env_state.obs) if ppo.normalize_obs else state.obs_stats
-        obs = norm(stats, env_state.obs)
+        obs = policy_obs(ppo, stats, env_state.obs)
         out = actor_apply(state.actor_params, obs)
         value = critic_apply(state.critic_params, obs)
         action = out.mean + jnp.exp(out.log_std) * jax.random.normal(action_key, out.mean.shape)
@@ -126,7 +128,7 @@ def make_rollout_fn(env: Env, nets: Networks, cfg: Config) -> Callable:
         next_env_state = jax.vmap(env.step)(env_state, jnp.clip(action, -1.0, 1.0))
         info = next_env_state.info
         # Truncated episodes are bootstrapped with the value of their last observation (as SB3 does).
-        final_value = critic_apply(state.critic_params, norm(stats, info["final_obs"]))
+        final_value = critic_apply(state.critic_params, policy_obs(ppo, stats, info["final_obs"]))
         reward = next_env_state.reward + ppo.gamma * final_value * info["truncation"]
         transition = ppo_lib.Transition(obs, action, log_prob, value, reward, next_env_state.done)
         done = next_env_state.done
@@ -144,12 +146,9 @@ def make_update_fn(env: Env, nets: Networks, cfg: Config, total_updates: int) ->
     n_minibatches = batch_size // ppo.minibatch_size
     rollout = make_rollout_fn(env, nets, cfg)
 
-    def norm(stats: RunningStats, obs: jax.Array) -> jax.Array:
-        return normalize(stats, obs, ppo.obs_clip, ppo.normalize_obs)
-
     def update(state: TrainState, _):
         state, (traj, episodes) = rollout(state)
-        last_value = critic_apply(state.critic_params, norm(state.obs_stats, state.env_state.obs))
+        last_value = critic_apply(state.critic_params, policy_obs(ppo, state.obs_stats, state.env_state.obs))
         advantages, targets = ppo_lib.compute_gae(
             traj.reward, traj.value, traj.done, last_value, ppo.gamma, ppo.gae_lambda
         )
@@ -220,7 +219,7 @@ def make_eval_fn(env: Env, nets: Networks, cfg: Config) -> Callable:
 
         def step(carry, _):
             state, active, ret, length, success = carry
-            obs = normalize(obs_stats, state.obs, ppo.obs_clip, ppo.normalize_obs)
+            obs = policy_obs(ppo, obs_stats, state.obs)
             action = jnp.clip(nets.actor.apply(actor_params, obs).mean, -1.0, 1.0)
             state = jax.vmap(episodic.step)(state, action)
             ret = ret + jnp.where(active, state.reward, 0.0)
