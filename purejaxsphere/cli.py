@@ -38,52 +38,172 @@ def eval_matrix_payload(result: Any, has_success: Sequence[bool]) -> dict[str, A
 
 
 def summary_payload(result: Any, has_success: Sequence[bool]) -> dict[str, Any]:
-    """Final scores: after the last task, mean over all tasks of the sequence, per seed."""
+    """Final scores: after the last task, mean over all tasks of the sequence, per seed (dropped seeds: null and
+    left out of the means)."""
     import numpy as np
 
     final_return = result.eval_return[-1]  # [task, seed]
+    live = np.array([seed not in result.dropped_seeds for seed in result.seeds])
     out: dict[str, Any] = {
         "seeds": result.seeds,
+        "dropped_seeds": result.dropped_seeds,
         "final_average_return": np.mean(final_return, axis=0),
-        "final_average_return_mean": float(np.mean(final_return)),
+        "final_average_return_mean": float(np.mean(final_return[:, live])) if live.any() else None,
     }
     if any(has_success):
         final_success = result.eval_success[-1][np.asarray(has_success)]
         out["final_average_success"] = np.mean(final_success, axis=0)
-        out["final_average_success_mean"] = float(np.mean(final_success))
+        out["final_average_success_mean"] = float(np.mean(final_success[:, live])) if live.any() else None
     return out
 
 
+class StopFlag:
+    """SIGINT/SIGTERM handler: the first signal asks training to stop after the current chunk (which is then
+    checkpointed and logged); a second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopFlag":
+        import signal
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        import signal
+
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\npurejaxsphere: {signal.Signals(signum).name}: stopping after the current chunk "
+              "(checkpoint and logs are written first)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+
+def resume_config(overrides: list[str]) -> tuple[Config, Path]:
+    """The config of the run directory named by `resume=RUN_DIR` (other overrides but `progress` are refused:
+    a resumed run continues exactly the run it was)."""
+    import yaml
+
+    from purejaxsphere.config import from_dict
+
+    resume = [o for o in overrides if o.startswith("resume=")]
+    others = [o for o in overrides if not o.startswith(("resume=", "progress="))]
+    if others:
+        raise ConfigError(f"resume: other overrides are not allowed when resuming (the run's config.yaml is used), got {others}")
+    run_dir = Path(resume[-1].split("=", 1)[1])
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise ConfigError(f"resume: {run_dir} is not a run directory (no config.yaml)")
+    values = yaml.safe_load(config_file.read_text())
+    values.update(resume=None, run_dir=str(run_dir))
+    for override in overrides:
+        if override.startswith("progress="):
+            values["progress"] = override.split("=", 1)[1].lower() in ("true", "1", "yes")
+    return from_dict(values), run_dir
+
+
 def train(overrides: list[str]) -> int:
-    cfg = load_config(*overrides)
+    if any(o.startswith("resume=") and o != "resume=null" for o in overrides):
+        cfg, run_dir = resume_config(overrides)
+        resuming = True
+    else:
+        cfg = load_config(*overrides)
+        run_dir = Path(cfg.run_dir) if cfg.run_dir else None
+        resuming = False
     configure_xla(cfg)
     from tqdm import tqdm
 
-    from purejaxsphere.logging import RunDirectory, default_run_dir
-    from purejaxsphere.train import make_train
+    from purejaxsphere import distributed
 
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+    distributed.initialize(cfg.distributed)
+    primary = distributed.is_main_process()  # only process 0 writes the run directory and trackers
+
+    from purejaxsphere import checkpoint as ckpt
+    from purejaxsphere.logging import RunDirectory, default_run_dir
+    from purejaxsphere.tracking import Trackers
+    from purejaxsphere.train import NumericalFault, make_train
+
+    run_dir = run_dir or default_run_dir(cfg)
+    if resuming and (run_dir / "summary.json").exists():
+        print(f"purejaxsphere: {run_dir} already finished; nothing to resume")
+        return 0
+    say = lambda message: print(f"purejaxsphere: {message}", file=sys.stderr, flush=True)  # noqa: E731
     print(f"purejaxsphere: {cfg.algo} on {cfg.benchmark} ({len(cfg.tasks)} tasks), seeds {cfg.seeds}, run dir {run_dir}")
     trainer = make_train(cfg)
-    writer = RunDirectory(run_dir, cfg)
-    bar = tqdm(total=trainer.total_chunks, unit="chunk", disable=not cfg.progress, dynamic_ncols=True)
+    restored = None
+    if resuming:
+        path = ckpt.latest_good_checkpoint(run_dir, warn=say)
+        if path is None:
+            say(f"no usable checkpoint in {run_dir}: starting the run over")
+        else:
+            restored = ckpt.load_checkpoint(path, trainer.initial_state())
+            say(f"resuming from checkpoint {path.name} (task {restored.position.task_index}, "
+                f"{restored.position.chunks_done} chunks done)")
+    position = restored.position if restored else ckpt.Position(0, 0)
+    keep_row = lambda row: (row["task_index"], row["chunk"]) < (position.task_index, position.chunks_done)  # noqa: E731
+    writer = RunDirectory(run_dir if primary else run_dir / f".process_{distributed.jax.process_index()}", cfg,
+                          keep_row=keep_row if resuming else None)
+    trackers = Trackers(cfg, run_dir, trainer.seeds if primary else [], warn=say)
+
+    def log(row: dict[str, Any]) -> None:
+        writer.log(row)
+        trackers.log(row)
+    done = position.task_index * trainer.plan.n_chunks + position.chunks_done
+    bar = tqdm(total=trainer.total_chunks, initial=done, unit="chunk", disable=not cfg.progress, dynamic_ncols=True)
 
     def progress(done: int, message: str) -> None:
         bar.update(done - bar.n)
         bar.set_postfix_str(message)
 
+    def on_chunk_end(checkpoint: ckpt.Checkpoint) -> None:
+        due = checkpoint.position.chunks_done % cfg.checkpoint.every == 0
+        if cfg.checkpoint.enabled and (due or checkpoint.task_final or stop()):
+            checkpoint.state = distributed.to_host(checkpoint.state)  # collective with several hosts
+            if primary:
+                ckpt.save_checkpoint(run_dir, checkpoint)
+                ckpt.prune_checkpoints(run_dir, cfg.checkpoint.keep_last)
+
+    resume_hint = f"resume with: purejaxsphere train resume={run_dir}"
     try:
-        result = trainer(logger=writer.log, progress=progress)
+        with StopFlag() as stop:
+            result = trainer(logger=log, progress=progress, resume=restored, on_chunk_end=on_chunk_end,
+                             stop_requested=stop, warn=say)
+    except NumericalFault as fault:
+        bar.close()
+        writer.close()
+        trackers.finish()
+        last = ckpt.latest_good_checkpoint(run_dir, warn=say)
+        kept = f"last good checkpoint {last.name}" if last else "no checkpoint yet"
+        say(f"numerical fault: {fault}; stopped ({kept}; fault.on_nan=drop_seed continues without the seed)")
+        return 3
     finally:
         bar.close()
         writer.close()
+    if result.interrupted:
+        position = result.position
+        trackers.finish()
+        say(f"stopped at task {position.task_index}, {position.chunks_done} chunks done; {resume_hint}")
+        return 128 + (stop.signum or 0)
     has_success = [task.has_success for task in trainer.tasks]
     writer.write_json("eval_matrix.json", eval_matrix_payload(result, has_success))
     summary = summary_payload(result, has_success)
     writer.write_json("summary.json", summary)
-    line = f"done: final average return {summary['final_average_return_mean']:.2f}"
+    trackers.finish([run_dir / "eval_matrix.json", run_dir / "summary.json", run_dir / "config.yaml"])
+    line = f"done: final average return {summary['final_average_return_mean']}"
     if "final_average_success_mean" in summary:
-        line += f", success {summary['final_average_success_mean']:.2f}"
+        line += f", success {summary['final_average_success_mean']}"
     print(f"{line}; wrote {run_dir}")
     return 0
 

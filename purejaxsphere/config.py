@@ -87,9 +87,29 @@ class EvalConfig:
 
 @dataclass
 class WandbConfig:
-    mode: str = "disabled"  # disabled | offline | online
+    mode: str = "offline"  # disabled | offline | online; the WANDB_MODE environment variable wins when set
     project: str = "purejaxsphere"
     entity: Optional[str] = None
+
+
+@dataclass
+class CheckpointConfig:
+    """Orbax checkpoints of the whole carry at chunk boundaries (see purejaxsphere/checkpoint.py)."""
+
+    enabled: bool = True
+    every: int = 1  # chunks between checkpoints (a task's last chunk is always saved)
+    keep_last: int = 3  # besides every task's final checkpoint, which is always kept
+
+
+@dataclass
+class FaultConfig:
+    """Numerical faults (NaN/inf in losses, gradients, parameters, observations), checked after every chunk."""
+
+    on_nan: str = "stop"  # stop: keep the last good checkpoint and exit | drop_seed: freeze the bad seed, go on
+    # Test hook: inject a NaN into seed `inject_seed`'s policy loss during chunk `inject_chunk` of task `inject_task`.
+    inject_seed: Optional[int] = None
+    inject_task: int = 0
+    inject_chunk: int = 0
 
 
 @dataclass
@@ -109,9 +129,13 @@ class Config:
     carry: CarryConfig = field(default_factory=CarryConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    tensorboard: bool = False  # also write TensorBoard event files under RUN_DIR/tensorboard
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    fault: FaultConfig = field(default_factory=FaultConfig)
     run_dir: Optional[str] = None  # None: <runs_root>/<time>_<benchmark>_<algo>
     runs_root: str = "runs"
     resume: Optional[str] = None
+    distributed: bool = False  # several hosts: jax.distributed.initialize() from the standard environment
     progress: bool = True
 
 
@@ -215,6 +239,16 @@ def validate(cfg: Config) -> None:
     )
     _require(cfg.eval.interval > 0, f"eval.interval: must be positive, got {cfg.eval.interval}")
     _require(cfg.eval.episodes > 0, f"eval.episodes: must be positive, got {cfg.eval.episodes}")
+    _require(cfg.checkpoint.every > 0, f"checkpoint.every: must be positive, got {cfg.checkpoint.every}")
+    _require(cfg.checkpoint.keep_last >= 1, f"checkpoint.keep_last: must be >= 1, got {cfg.checkpoint.keep_last}")
+    _require(
+        cfg.fault.on_nan in ("stop", "drop_seed"), f"fault.on_nan: {cfg.fault.on_nan!r} is not one of stop, drop_seed"
+    )
+    if cfg.fault.inject_seed is not None:
+        _require(
+            cfg.fault.inject_seed in seed_list(cfg),
+            f"fault.inject_seed: {cfg.fault.inject_seed} is not one of the run's seeds {seed_list(cfg)}",
+        )
     _require(
         cfg.wandb.mode in ("disabled", "offline", "online"),
         f"wandb.mode: {cfg.wandb.mode!r} is not one of disabled, offline, online",

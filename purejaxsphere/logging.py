@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 import yaml
@@ -59,11 +59,17 @@ def default_run_dir(cfg: Config) -> Path:
 class RunDirectory:
     """Writes one run's files; `log(row)` appends a metrics line and flushes it to disk."""
 
-    def __init__(self, path: str | Path, cfg: Config):
+    def __init__(self, path: str | Path, cfg: Config, keep_row: Optional[Callable[[dict[str, Any]], bool]] = None):
+        """`keep_row`: when resuming, the metrics rows to keep (those up to the checkpoint); the rest are dropped,
+        so a resumed run's metrics.jsonl holds each chunk once."""
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        self._metrics = open(self.path / "metrics.jsonl", "a")
+        metrics = self.path / "metrics.jsonl"
+        if keep_row is not None and metrics.exists():
+            kept = [row for row in read_metrics(self.path) if keep_row(row)]
+            atomic_write_text(metrics, "".join(json.dumps(row, allow_nan=False) + "\n" for row in kept))
+        self._metrics = open(metrics, "a")
 
     def log(self, row: dict[str, Any]) -> None:
         self._metrics.write(json.dumps(json_ready(row), allow_nan=False) + "\n")
@@ -77,5 +83,13 @@ class RunDirectory:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The metrics rows of a run; a last line cut short by a crash is ignored."""
+    rows = []
     with open(Path(run_dir) / "metrics.jsonl") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+        for line in handle:
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # only the last line can be partial (append-only, flushed per line)
+    return rows

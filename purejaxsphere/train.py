@@ -22,7 +22,9 @@ from flax import struct
 import envs
 from envs.core import Env, EpisodeWrapper, PadWrapper, State, training_env
 from purejaxsphere import ppo as ppo_lib
+from purejaxsphere.checkpoint import Checkpoint, Position
 from purejaxsphere.config import Config, ConfigError, PPOConfig, seed_list
+from purejaxsphere.distributed import make_placement, to_host
 from purejaxsphere.networks import Actor, Critic, gaussian_log_prob
 from purejaxsphere.normalize import RunningStats, init_stats, normalize, update_stats
 
@@ -132,7 +134,10 @@ def make_rollout_fn(env: Env, nets: Networks, cfg: Config) -> Callable:
         reward = next_env_state.reward + ppo.gamma * final_value * info["truncation"]
         transition = ppo_lib.Transition(obs, action, log_prob, value, reward, next_env_state.done)
         done = next_env_state.done
-        episodes = jnp.stack([jnp.sum(done), jnp.sum(done * info["final_return"]), jnp.sum(done * info["final_success"])])
+        episodes = jnp.stack([
+            jnp.sum(done), jnp.sum(done * info["final_return"]), jnp.sum(done * info["final_success"]),
+            jnp.sum(~jnp.isfinite(next_env_state.obs)).astype(jnp.float32),  # non-finite observation entries
+        ])
         return state.replace(env_state=next_env_state, obs_stats=stats, key=key), (transition, episodes)
 
     return lambda state: jax.lax.scan(env_step, state, None, length=ppo.n_steps)
@@ -146,14 +151,17 @@ def make_update_fn(env: Env, nets: Networks, cfg: Config, total_updates: int) ->
     n_minibatches = batch_size // ppo.minibatch_size
     rollout = make_rollout_fn(env, nets, cfg)
 
-    def update(state: TrainState, _):
+    def update(state: TrainState, fault: jax.Array):
         state, (traj, episodes) = rollout(state)
         last_value = critic_apply(state.critic_params, policy_obs(ppo, state.obs_stats, state.env_state.obs))
         advantages, targets = ppo_lib.compute_gae(
             traj.reward, traj.value, traj.done, last_value, ppo.gamma, ppo.gae_lambda
         )
         flat = lambda x: x.reshape((batch_size,) + x.shape[2:])  # noqa: E731
-        batch = ppo_lib.Batch(flat(traj.obs), flat(traj.action), flat(traj.log_prob), flat(advantages), flat(targets))
+        # `fault` is 0.0 except when a test injects a NaN into this seed's policy loss (cfg.fault).
+        batch = ppo_lib.Batch(
+            flat(traj.obs), flat(traj.action), flat(traj.log_prob), flat(advantages) + fault, flat(targets)
+        )
         if ppo.lr_schedule == "adaptive":
             learning_rate = state.learning_rate
         else:
@@ -187,15 +195,39 @@ def make_update_fn(env: Env, nets: Networks, cfg: Config, total_updates: int) ->
     return update
 
 
+def all_finite(tree: PyTree) -> jax.Array:
+    """True when every leaf of `tree` is finite (one fused reduction)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
+def fault_flags(metrics: dict[str, jax.Array], state: TrainState, nonfinite_obs: jax.Array) -> dict[str, jax.Array]:
+    """Cheap in-program checks (no host sync): 1.0 where a quantity went non-finite during the chunk."""
+    losses = jnp.stack([value for name, value in metrics.items() if name.endswith("loss")])
+    return {
+        "fault_loss": (~jnp.all(jnp.isfinite(losses))).astype(jnp.float32),
+        "fault_grad": (~jnp.all(jnp.isfinite(metrics["actor_grad_norm"]))).astype(jnp.float32),
+        "fault_params": (~all_finite((state.actor_params, state.critic_params))).astype(jnp.float32),
+        "fault_obs": (nonfinite_obs > 0).astype(jnp.float32),
+    }
+
+
+FAULT_KEYS = ("fault_loss", "fault_grad", "fault_params", "fault_obs")
+
+
 def make_chunk_fn(env: Env, nets: Networks, cfg: Config, updates_per_chunk: int, total_updates: int) -> Callable:
-    """`updates_per_chunk` PPO updates for one seed; returns the new state and the chunk's summary metrics."""
+    """`updates_per_chunk` PPO updates for one seed; returns the new state and the chunk's summary metrics.
+
+    The chunk takes `fault`, a scalar added to the advantages of every update: 0.0, or NaN to inject a numerical
+    fault into this seed's policy loss (the fault-handling tests use it; see cfg.fault)."""
     update = make_update_fn(env, nets, cfg, total_updates)
 
-    def chunk(state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
-        state, (metrics, episodes) = jax.lax.scan(update, state, None, length=updates_per_chunk)
+    def chunk(state: TrainState, fault: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+        faults = jnp.full((updates_per_chunk,), fault, jnp.float32)
+        state, (metrics, episodes) = jax.lax.scan(update, state, faults)
         summary = {name: jnp.mean(value) for name, value in metrics.items()}
         summary["learning_rate_end"] = metrics["learning_rate_end"][-1]
-        count, return_sum, success_sum = jnp.sum(episodes, axis=0)
+        count, return_sum, success_sum, nonfinite_obs = jnp.sum(episodes, axis=0)
+        summary.update(fault_flags(metrics, state, nonfinite_obs))
         summary["train_episodes"] = count
         summary["train_return"] = jnp.where(count > 0, return_sum / jnp.maximum(count, 1.0), jnp.nan)
         summary["train_success"] = jnp.where(count > 0, success_sum / jnp.maximum(count, 1.0), jnp.nan)
@@ -269,7 +301,7 @@ def plan_task(cfg: Config) -> TaskPlan:
 class TaskPrograms(NamedTuple):
     env: Env  # padded, episodic, auto-resetting task as the trainer sees it
     init: Callable  # keys [S] -> TrainState [S]
-    chunk: Callable  # TrainState [S] -> (TrainState [S], metrics [S])
+    chunk: Callable  # (TrainState [S], fault [S]) -> (TrainState [S], metrics [S])
     evaluate: Callable  # (actor_params [S], obs_stats [S], keys [S]) -> metrics [S]
 
 
@@ -303,13 +335,35 @@ class RunResult:
     state: TrainState  # final carry, leading seed axis
     seeds: list[int]
     tasks: list[str]
-    eval_return: np.ndarray  # [trained task i, evaluated task j, seed]; NaN where j > i
+    eval_return: np.ndarray  # [trained task i, evaluated task j, seed]; NaN where j > i or the seed was dropped
     eval_success: np.ndarray
-    metrics: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)  # the rows logged by this call
+    dropped_seeds: list[int] = field(default_factory=list)  # seeds dropped after a numerical fault
+    position: Optional[Position] = None  # where training stopped
+    interrupted: bool = False  # stopped early on request (signal); resume from the last checkpoint
+
+
+class NumericalFault(RuntimeError):
+    """A seed's losses, gradients, parameters or observations went non-finite (and cfg.fault.on_nan is "stop")."""
 
 
 Logger = Callable[[dict[str, Any]], None]
 Progress = Callable[[int, str], None]
+ChunkHook = Callable[[Checkpoint], None]
+
+
+def describe_faults(summary: dict[str, np.ndarray], seed_index: int) -> list[str]:
+    """The quantities (loss, grad, params, obs) flagged non-finite for one seed in a chunk summary."""
+    return [key.removeprefix("fault_") for key in FAULT_KEYS if summary[key][seed_index] > 0]
+
+
+def keep_seeds(mask: np.ndarray, good: TrainState, new: TrainState) -> TrainState:
+    """`new` where mask[seed] is False, `good` (the last finite state) where it is True."""
+    def pick(g: jax.Array, n: jax.Array) -> jax.Array:
+        m = jnp.asarray(mask).reshape((-1,) + (1,) * (n.ndim - 1))
+        return jnp.where(m, g, n)
+
+    return jax.tree.map(pick, good, new)
 
 
 class Trainer:
@@ -323,6 +377,8 @@ class Trainer:
         self.action_size = max(task.action_size for task in self.tasks)
         self.nets = build_networks(cfg, self.action_size)
         self.plan = plan_task(cfg)
+        # With several devices the carry's seed (or env) axis is sharded over them; None on one device.
+        self._placement = make_placement(len(self.seeds), cfg.num_envs)
         self._programs: dict[int, TaskPrograms] = {}
         self._compiled: dict[int, Callable] = {}
         self._compile_seconds: dict[int, float] = {}
@@ -344,51 +400,120 @@ class Trainer:
     def start_task(self, task_index: int, previous: Optional[TrainState]) -> TrainState:
         """The state a task starts from: fresh, then what `cfg.carry` keeps from the previous task's final state."""
         fresh = self.programs(task_index).init(self.task_keys(task_index))
-        return fresh if previous is None else inherit(previous, fresh, self.cfg)
+        return self.place(fresh if previous is None else inherit(previous, fresh, self.cfg))
+
+    def place(self, tree: PyTree) -> PyTree:
+        """Put a pytree with a leading seed axis where the compiled programs expect it (all devices, sharded)."""
+        return tree if self._placement is None else self._placement(tree)
+
+    def initial_state(self) -> TrainState:
+        """The state the run starts from (also the structure a checkpoint restores into)."""
+        return self.start_task(0, None)
 
     def compiled_chunk(self, task_index: int, state: TrainState) -> tuple[Callable, float]:
         """The task's chunk program compiled ahead of time for `state`'s shapes, and the seconds compiling took."""
         if task_index not in self._compiled:
             tick = time.perf_counter()
-            self._compiled[task_index] = self.programs(task_index).chunk.lower(state).compile()
+            fault = self.fault_vector(task_index, -1)
+            self._compiled[task_index] = self.programs(task_index).chunk.lower(state, fault).compile()
             self._compile_seconds[task_index] = time.perf_counter() - tick
         return self._compiled[task_index], self._compile_seconds[task_index]
+
+    def fault_vector(self, task_index: int, chunk: int) -> jax.Array:
+        """Per-seed values added to the advantages in this chunk: NaN only where cfg.fault injects one."""
+        fault = self.cfg.fault
+        hit = fault.inject_seed is not None and (fault.inject_task, fault.inject_chunk) == (task_index, chunk)
+        values = [np.nan if hit and seed == fault.inject_seed else 0.0 for seed in self.seeds]
+        return self.place(jnp.asarray(values, jnp.float32))
 
     @property
     def total_chunks(self) -> int:
         return len(self.tasks) * self.plan.n_chunks
 
-    def __call__(self, logger: Optional[Logger] = None, progress: Optional[Progress] = None) -> RunResult:
-        """Train the whole sequence. `logger(row)` gets every per-seed, per-chunk metrics row; `progress(done,
-        message)` is told when a task compiles and after every chunk."""
+    def evaluate_seen(self, task_index: int, state: TrainState) -> tuple[np.ndarray, np.ndarray]:
+        """Row `task_index` of the evaluation matrix: the current policy on every task seen so far ([task, seed])."""
+        n_tasks, n_seeds = len(self.tasks), len(self.seeds)
+        returns, successes = np.full((n_tasks, n_seeds), np.nan), np.full((n_tasks, n_seeds), np.nan)
+        for seen in range(task_index + 1):
+            evaluation = to_host(
+                self.programs(seen).evaluate(state.actor_params, state.obs_stats, self.eval_keys(seen, 10_000 + task_index))
+            )
+            returns[seen], successes[seen] = evaluation["eval_return"], evaluation["eval_success"]
+        return returns, successes
+
+    def __call__(
+        self,
+        logger: Optional[Logger] = None,
+        progress: Optional[Progress] = None,
+        *,
+        resume: Optional[Checkpoint] = None,
+        on_chunk_end: Optional[ChunkHook] = None,
+        stop_requested: Optional[Callable[[], bool]] = None,
+        warn: Callable[[str], None] = print,
+    ) -> RunResult:
+        """Train the whole sequence, or what is left of it after `resume` (a restored checkpoint).
+
+        `logger(row)` gets every per-seed, per-chunk metrics row; `progress(done, message)` is told when a task
+        compiles and after every chunk; `on_chunk_end(checkpoint)` is called after every chunk with the carry and
+        the evaluation matrix so far (the caller saves checkpoints); when `stop_requested()` turns true, training
+        stops after the current chunk (and its hook) with `interrupted=True`. A seed whose state goes non-finite
+        stops the run (NumericalFault, before the hook, so the last checkpoint stays the last good one) or, with
+        cfg.fault.on_nan = "drop_seed", is frozen at its last finite state and left out of all results."""
         cfg, seeds, plan = self.cfg, self.seeds, self.plan
         n_tasks = len(self.tasks)
-        eval_return = np.full((n_tasks, n_tasks, len(seeds)), np.nan)
-        eval_success = np.full((n_tasks, n_tasks, len(seeds)), np.nan)
+        if resume is None:
+            eval_return = np.full((n_tasks, n_tasks, len(seeds)), np.nan)
+            eval_success = np.full((n_tasks, n_tasks, len(seeds)), np.nan)
+            dropped: list[int] = []
+            first_task, first_chunk, state = 0, 0, None
+        else:
+            eval_return, eval_success = resume.eval_return.copy(), resume.eval_success.copy()
+            dropped = list(resume.dropped_seeds)
+            first_task, first_chunk = resume.position.task_index, resume.position.chunks_done
+            state = self.place(jax.tree.map(jnp.asarray, resume.state))
+            if first_chunk >= plan.n_chunks:  # resumed at a task's end: the next task starts from it
+                first_task, first_chunk = first_task + 1, 0
         rows: list[dict[str, Any]] = []
-        state: Optional[TrainState] = None
         started = time.perf_counter()
-        for task_index, task in enumerate(self.tasks):
+        position = resume.position if resume is not None else None
+        for task_index in range(first_task, n_tasks):
+            task = self.tasks[task_index]
             programs = self.programs(task_index)
-            state = self.start_task(task_index, state)
+            if first_chunk == 0 or task_index > first_task:
+                state = self.start_task(task_index, state)
             if progress is not None:
-                progress(task_index * plan.n_chunks, f"compiling {task.name}")
+                progress(task_index * plan.n_chunks + (first_chunk if task_index == first_task else 0), f"compiling {task.name}")
             chunk_program, compile_seconds = self.compiled_chunk(task_index, state)
-            for chunk in range(plan.n_chunks):
+            for chunk in range(first_chunk if task_index == first_task else 0, plan.n_chunks):
                 tick = time.perf_counter()
-                state, summary = chunk_program(state)
-                summary = jax.device_get(summary)
+                previous = state
+                state, summary = chunk_program(state, self.fault_vector(task_index, chunk))
+                summary = to_host(summary)
                 chunk_seconds = time.perf_counter() - tick
-                evaluation = jax.device_get(
+                dropped_mask = np.array([seed in dropped for seed in seeds])
+                for s, seed in enumerate(seeds):
+                    bad = describe_faults(summary, s)
+                    if bad and seed not in dropped:
+                        message = (f"non-finite {', '.join(bad)} in seed {seed}, task {task.name} (index {task_index}),"
+                                   f" chunk {chunk}")
+                        if cfg.fault.on_nan == "stop":
+                            raise NumericalFault(message)
+                        warn(f"{message}: seed {seed} dropped, the other seeds go on")
+                        dropped.append(seed)
+                        dropped_mask[s] = True
+                if dropped_mask.any():  # frozen at the last finite state, so nothing non-finite propagates
+                    state = self.place(keep_seeds(dropped_mask, previous, state))
+                evaluation = to_host(
                     programs.evaluate(state.actor_params, state.obs_stats, self.eval_keys(task_index, chunk))
                 )
                 steps = (chunk + 1) * plan.steps_per_chunk
-                for s, seed in enumerate(seeds):
+                live = [s for s, seed in enumerate(seeds) if seed not in dropped]
+                for s in live:
                     row = {
                         "task": task.name,
                         "task_index": task_index,
                         "chunk": chunk,
-                        "seed": seed,
+                        "seed": seeds[s],
                         "env_steps": steps,
                         "total_env_steps": task_index * plan.total_steps + steps,
                         **{k: float(v[s]) for k, v in summary.items()},
@@ -403,19 +528,22 @@ class Trainer:
                     rows.append(row)
                     if logger is not None:
                         logger(row)
+                task_final = chunk == plan.n_chunks - 1
+                if task_final:
+                    eval_return[task_index], eval_success[task_index] = self.evaluate_seen(task_index, state)
+                    eval_return[:, :, dropped_mask] = eval_success[:, :, dropped_mask] = np.nan
+                position = Position(task_index, chunk + 1)
+                if on_chunk_end is not None:
+                    on_chunk_end(Checkpoint(position, state, eval_return, eval_success, list(dropped), task_final))
                 if progress is not None:
                     done = task_index * plan.n_chunks + chunk + 1
-                    returns = [r["eval_return"] for r in rows[-len(seeds):]]
-                    progress(done, f"{task.name} eval return {np.mean(returns):.1f}, {rows[-1]['steps_per_s']:.0f} steps/s")
-            for seen in range(task_index + 1):
-                evaluation = jax.device_get(
-                    self.programs(seen).evaluate(
-                        state.actor_params, state.obs_stats, self.eval_keys(seen, 10_000 + task_index)
-                    )
-                )
-                eval_return[task_index, seen] = evaluation["eval_return"]
-                eval_success[task_index, seen] = evaluation["eval_success"]
-        return RunResult(state, seeds, list(cfg.tasks), eval_return, eval_success, rows)
+                    returns = [rows[-i]["eval_return"] for i in range(1, len(live) + 1)] if live else [np.nan]
+                    progress(done, f"{task.name} eval return {np.mean(returns):.1f}, {plan.steps_per_chunk * len(seeds) / chunk_seconds:.0f} steps/s")
+                if stop_requested is not None and stop_requested() and not (task_final and task_index == n_tasks - 1):
+                    return RunResult(state, seeds, list(cfg.tasks), eval_return, eval_success, rows, dropped,
+                                     position, interrupted=True)
+            first_chunk = 0
+        return RunResult(state, seeds, list(cfg.tasks), eval_return, eval_success, rows, dropped, position)
 
 
 def make_train(cfg: Config) -> Trainer:

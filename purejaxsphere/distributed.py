@@ -1,0 +1,87 @@
+"""Several devices and hosts: the carry's seed axis (or, with fewer seeds than devices, the env axis) is sharded
+over all devices with `jax.sharding`; the compiled chunk program then runs SPMD, each device on its slice.
+
+- One host, several devices (GPUs, or CPU with XLA_FLAGS=--xla_force_host_platform_device_count=N): nothing to do;
+  the seed axis is split when the number of seeds divides evenly, else the env axis when `num_envs` does; else the
+  run stays on one device (with a message).
+- Several hosts: `distributed=true` calls `jax.distributed.initialize()`, which reads the standard environment
+  (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID; or a cluster it detects, e.g. SLURM, TPU pods), and
+  every host runs the same command. Every host builds the same initial carry (it depends only on the seeds), so
+  global arrays are assembled from the local copy; metrics are gathered to every host and only process 0 writes the
+  run directory and trackers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+PyTree = Any
+AXIS = "batch"
+
+
+def initialize(enabled: bool) -> None:
+    """Join the other hosts (multi-host runs only); a no-op for one host."""
+    if enabled:
+        jax.distributed.initialize()
+
+
+def is_main_process() -> bool:
+    return jax.process_index() == 0
+
+
+def shard_axis(n_devices: int, n_seeds: int, num_envs: int) -> Optional[str]:
+    """Which axis of the carry to split over `n_devices`: "seed", "env", or None (one device)."""
+    if n_devices <= 1:
+        return None
+    if n_seeds % n_devices == 0:
+        return "seed"
+    if num_envs % n_devices == 0:
+        return "env"
+    return None
+
+
+def _spec(path: tuple, leaf: Any, axis: str) -> PartitionSpec:
+    if axis == "seed":
+        return PartitionSpec(AXIS) if np.ndim(leaf) >= 1 else PartitionSpec()
+    # env axis: only env states ([seed, env, ...]) are split; parameters and statistics are replicated.
+    in_env_state = any(getattr(key, "name", None) == "env_state" for key in path)
+    return PartitionSpec(None, AXIS) if in_env_state and np.ndim(leaf) >= 2 else PartitionSpec()
+
+
+def make_placement(n_seeds: int, num_envs: int, warn: Callable[[str], None] = print) -> Optional[Callable]:
+    """A function putting a carry (or any pytree with a leading seed axis) onto all devices, or None for one
+    device."""
+    devices = jax.devices()
+    axis = shard_axis(len(devices), n_seeds, num_envs)
+    if axis is None:
+        if len(devices) > 1:
+            warn(f"{len(devices)} devices but neither the {n_seeds} seeds nor the {num_envs} envs divide evenly: "
+                 "running on one device")
+        return None
+    mesh = Mesh(np.asarray(devices), (AXIS,))
+
+    def place(tree: PyTree) -> PyTree:
+        def put(path: tuple, leaf: Any) -> jax.Array:
+            sharding = NamedSharding(mesh, _spec(path, leaf, axis))
+            if jax.process_count() == 1:
+                return jax.device_put(leaf, sharding)
+            host = np.asarray(leaf)  # the same on every host: assemble the global array from the local copy
+            return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+        return jax.tree_util.tree_map_with_path(put, tree)
+
+    place.axis = axis  # type: ignore[attr-defined]
+    return place
+
+
+def to_host(tree: PyTree) -> PyTree:
+    """Device arrays to NumPy on this host (gathering shards from other hosts when there are several)."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
