@@ -15,11 +15,17 @@ from purejaxsphere.config import XLA_CPU_WORKAROUND_FLAG, Config, ConfigError, l
 
 
 def configure_xla(cfg: Config) -> None:
-    """Set the XLA:CPU workaround for MJX before jax initialises, only where contact-rich MJX physics runs."""
+    """Set the XLA:CPU workaround for MJX before jax initialises, only where contact-rich MJX physics runs; turn on
+    the persistent compilation cache (cfg.compile_cache) unless JAX_COMPILATION_CACHE_DIR already names one."""
     if needs_xla_cpu_workaround(cfg):
         flags = os.environ.get("XLA_FLAGS", "")
         if "xla_cpu_use_fusion_emitters" not in flags:
             os.environ["XLA_FLAGS"] = f"{flags} {XLA_CPU_WORKAROUND_FLAG}".strip()
+    if cfg.compile_cache and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(cfg.compile_cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
 
 
 def eval_matrix_payload(result: Any, has_success: Sequence[bool]) -> dict[str, Any]:

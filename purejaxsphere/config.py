@@ -135,6 +135,9 @@ class Config:
     run_dir: Optional[str] = None  # None: <runs_root>/<time>_<benchmark>_<algo>
     runs_root: str = "runs"
     resume: Optional[str] = None
+    # JAX's persistent compilation cache: a second run (or a resume) of the same programs skips compiling.
+    # Empty string: off.
+    compile_cache: str = "~/.cache/purejaxsphere/xla"
     distributed: bool = False  # several hosts: jax.distributed.initialize() from the standard environment
     progress: bool = True
 
