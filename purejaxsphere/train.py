@@ -20,7 +20,7 @@ import optax
 from flax import struct
 
 import envs
-from envs.core import Env, EpisodeWrapper, PadWrapper, State, training_env
+from envs.core import Env, EpisodeWrapper, PadWrapper, State, physics_unstable, training_env
 from purejaxsphere import ppo as ppo_lib
 from purejaxsphere.config import Config, ConfigError, PPOConfig, seed_list
 from purejaxsphere.networks import Actor, Critic, gaussian_log_prob
@@ -208,7 +208,8 @@ def make_eval_fn(env: Env, nets: Networks, cfg: Config) -> Callable:
     """Deterministic evaluation (mean action) of `cfg.eval.episodes` parallel episodes of one task, one seed.
 
     `env` is the padded task without auto-reset; an episode's return counts rewards up to its first `done`, and its
-    success is the task's success flag at that step.
+    success is the task's success flag at that step. A physics blow-up ends the episode there (its reward and
+    success are not counted), as in training (envs.core.AutoResetWrapper).
     """
     ppo = cfg.ppo
     episodes = cfg.eval.episodes
@@ -222,10 +223,11 @@ def make_eval_fn(env: Env, nets: Networks, cfg: Config) -> Callable:
             obs = policy_obs(ppo, obs_stats, state.obs)
             action = jnp.clip(nets.actor.apply(actor_params, obs).mean, -1.0, 1.0)
             state = jax.vmap(episodic.step)(state, action)
-            ret = ret + jnp.where(active, state.reward, 0.0)
+            unstable = jax.vmap(physics_unstable)(state)  # a blow-up ends the episode: no reward, no success
+            ret = ret + jnp.where(active & ~unstable, state.reward, 0.0)
             length = length + active
-            ended = active & (state.done > 0.5)
-            success = jnp.where(ended, state.info["success"], success)
+            ended = active & ((state.done > 0.5) | unstable)
+            success = jnp.where(ended, jnp.where(unstable, 0.0, state.info["success"]), success)
             return (state, active & ~ended, ret, length, success), None
 
         zeros = jnp.zeros(episodes, jnp.float32)
