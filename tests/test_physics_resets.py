@@ -115,9 +115,10 @@ def test_blown_up_env_is_reset_and_counted_others_untouched(mode):
     np.testing.assert_array_equal(fused_states[-1].info["physics_resets"], [0, 1, 0, 0])
 
 
-def test_cpu_backend_reports_mujoco_blowups_as_nan():
+def test_cpu_backend_reports_mujoco_blowups_as_nan(monkeypatch, tmp_path):
     """C MuJoCo resets a blown-up MjData to qpos0 by itself; CpuPhysics reports that step's state as NaN instead, so
     physics_unstable sees it (and AutoResetWrapper resets and counts it) as on MJX."""
+    monkeypatch.chdir(tmp_path)  # MuJoCo logs the warning to MUJOCO_LOG.TXT in the working directory
     xml = '<mujoco><worldbody><body><joint type="slide"/><geom size="0.1"/></body></worldbody></mujoco>'
     model = mujoco.MjModel.from_xml_string(xml)
     physics = CpuPhysics(model, n_substeps=2, outputs={"x": (1,)}, extract=lambda m, d: {"x": d.qpos[:1]},
@@ -133,8 +134,7 @@ def test_cpu_backend_reports_mujoco_blowups_as_nan():
 def test_training_continues_through_blow_ups(monkeypatch):
     from purejaxsphere import load_config, make_train
 
-    registry.list_tasks()  # registers the built-in suites first, so the monkeypatched entry is removed afterwards
-    monkeypatch.setitem(registry._REGISTRY, ExplodingEnv.name, ExplodingEnv)
+    monkeypatch.setitem(registry._REGISTRY, ExplodingEnv.name, ExplodingEnv)  # registered for this test only
     cfg = load_config(
         f"tasks=[{ExplodingEnv.name}]", "seeds=[0,1]", "num_envs=4", "ppo.n_steps=8", "ppo.minibatch_size=16",
         "ppo.update_epochs=2", "network.hidden_sizes=[16]", "network.gate_hidden_sizes=[16]",
