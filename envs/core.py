@@ -96,12 +96,30 @@ class EpisodeWrapper(Wrapper):
         return nstate.replace(done=done, info=info)
 
 
+# Observation magnitude treated as a blow-up: MuJoCo's mjMAXVAL, the bound of its own qpos/qvel/qacc checks.
+UNSTABLE_OBS_LIMIT = 1e10
+
+
+def physics_unstable(state: State) -> jax.Array:
+    """True when one env's state has blown up: a NaN or inf anywhere in its physics state or observation, or an
+    observation entry beyond UNSTABLE_OBS_LIMIT. Only the observation's magnitude is checked: physics states hold
+    large sentinels (MJX marks empty contacts with dist 1e10)."""
+    leaves = [x for x in jax.tree.leaves(state.pipeline_state) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    finite = jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]).all() if leaves else jnp.bool_(True)
+    return ~(finite & jnp.all(jnp.abs(state.obs) < UNSTABLE_OBS_LIMIT))  # NaN and inf fail the comparison
+
+
 class AutoResetWrapper(Wrapper):
     """Starts a new episode (fresh reset noise from a key carried in `info`) after a step that ends one.
 
     The finished episode's last observation, return, length and success are kept in `info` as `final_obs`,
     `final_return`, `final_length`, `final_success` (valid where `done` is 1), so the trainer can bootstrap truncated
     episodes and log completed ones.
+
+    A step whose physics blows up (`physics_unstable`) is not propagated, as MetaWorld does with its "physics
+    unstable" check: the env is reset, the step's reward is 0, it ends the episode as a termination (no bootstrap,
+    success 0), `final_obs` / `final_return` are the last stable observation and return, and
+    `info["physics_resets"]` (per env, never reset) counts it.
     """
 
     def reset(self, key: jax.Array) -> State:
@@ -114,14 +132,16 @@ class AutoResetWrapper(Wrapper):
         info["final_return"] = zero
         info["final_length"] = zero
         info["final_success"] = zero
+        info["physics_resets"] = jnp.zeros((), jnp.int32)
         return state.replace(info=info)
 
     def step(self, state: State, action: jax.Array) -> State:
         key = state.info["reset_key"]
         stepped = self.env.step(state, action)
+        unstable = physics_unstable(stepped)
         key, reset_key = jax.random.split(key)
         fresh = self.env.reset(reset_key)
-        done = stepped.done > 0.5
+        done = (stepped.done > 0.5) | unstable
 
         def pick(fresh_leaf: jax.Array, stepped_leaf: jax.Array) -> jax.Array:
             return jnp.where(done, fresh_leaf, stepped_leaf)
@@ -133,11 +153,16 @@ class AutoResetWrapper(Wrapper):
             if name != "truncation":  # describes the transition just taken, like reward and done
                 info[name] = pick(value, stepped.info[name])
         info["reset_key"] = key
-        info["final_obs"] = stepped.obs
-        info["final_return"] = stepped.info["episode_return"]
+        info["truncation"] = jnp.where(unstable, 0.0, stepped.info["truncation"])
+        info["final_obs"] = jnp.where(unstable, state.obs, stepped.obs)
+        info["final_return"] = jnp.where(unstable, state.info["episode_return"], stepped.info["episode_return"])
         info["final_length"] = stepped.info["steps"]
-        info["final_success"] = stepped.info["success"]
-        return stepped.replace(pipeline_state=pipeline_state, obs=obs, info=info)
+        info["final_success"] = jnp.where(unstable, 0.0, stepped.info["success"])
+        info["physics_resets"] = state.info["physics_resets"] + unstable.astype(jnp.int32)
+        reward = jnp.where(unstable, 0.0, stepped.reward)
+        return stepped.replace(
+            pipeline_state=pipeline_state, obs=obs, reward=reward, done=done.astype(stepped.done.dtype), info=info
+        )
 
 
 class PadWrapper(Wrapper):

@@ -25,6 +25,9 @@ actuator forces, sensors, contact flags). `CpuPhysics` produces that pytree from
   shape is flattened, split into `num_threads` contiguous chunks and stepped on a thread pool, each chunk with its
   own MjData (`mj_step` releases the GIL, so threads scale with cores).
 - The model is used as given: no MJX restrictions apply here (all collision pairs, meshes, solver settings).
+- Blow-ups: MuJoCo's own checks (mj_checkPos/Vel/Acc: NaN or |value| > 1e10) silently reset an MjData to qpos0
+  mid-step. A step during which that happened returns a NaN state instead, so the JAX side sees the blow-up as MJX
+  shows it and `envs.core.AutoResetWrapper` resets and counts it (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ import mujoco
 import numpy as np
 
 Extract = Callable[[mujoco.MjModel, mujoco.MjData], Mapping[str, Any]]
+BLOWUP_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC)
+
+
+def blowup_count(d: mujoco.MjData) -> int:
+    """How many times MuJoCo's blow-up checks have reset this MjData (they count in `d.warning`)."""
+    return sum(int(d.warning[w].number) for w in BLOWUP_WARNINGS)
 
 
 def split64(x: np.ndarray) -> np.ndarray:
@@ -164,12 +173,14 @@ class CpuPhysics:
                         getattr(d, name)[:] = state64[name][i]
                     for name, value in ins.items():
                         getattr(d, name)[:] = value[i]
+                    blowups = blowup_count(d)
                     if n_substeps:
                         mujoco.mj_step(self.model, d, n_substeps)
                     else:
                         mujoco.mj_forward(self.model, d)
+                    blew_up = blowup_count(d) > blowups
                     for name in self.state_fields:
-                        new_state[name][i] = getattr(d, name)
+                        new_state[name][i] = np.nan if blew_up else getattr(d, name)
                     for name, value in self.extract(self.model, d).items():
                         out[name][i] = value
             finally:

@@ -1,28 +1,53 @@
-"""Name -> constructor registry behind `envs.make`. Suites register themselves under a prefix (`brax/...`)."""
+"""Name -> constructor registry behind `envs.make`. Suites register themselves under a prefix (`brax/...`).
+
+Importing this module does not import jax: `TASK_NAMES` and `SUITE_PHYSICS` are static tables, so config validation
+can check task names and physics backends in a fraction of a second. The suites' constructors are registered on the
+first `make` (or `register`), which asserts that they register exactly `TASK_NAMES`.
+"""
 
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from envs.brax_tasks import BRAX_TASKS, BraxTask
-from envs.core import Env
+if TYPE_CHECKING:
+    from envs.core import Env
+
+# Every built-in task. Keep in step with the suites' own lists (checked when the suites register).
+TASK_NAMES: tuple[str, ...] = (
+    "brax/ant", "brax/halfcheetah", "brax/hopper", "brax/humanoid", "brax/humanoidstandup",
+    "brax/inverted_pendulum", "brax/inverted_double_pendulum", "brax/pusher", "brax/reacher", "brax/walker2d",
+    "humanoidbench/h1_stand", "humanoidbench/h1_walk", "humanoidbench/h1_pole", "humanoidbench/h1_slide",
+    "humanoidbench/h1_run",
+    "metaworld/hammer-v3", "metaworld/push-wall-v3", "metaworld/faucet-close-v3", "metaworld/push-back-v3",
+    "metaworld/stick-pull-v3", "metaworld/handle-press-side-v3", "metaworld/push-v3", "metaworld/shelf-place-v3",
+    "metaworld/window-close-v3", "metaworld/peg-unplug-side-v3",
+)
+# The physics backends (config `physics`) each suite runs on.
+SUITE_PHYSICS: dict[str, tuple[str, ...]] = {
+    "brax": ("mjx",),
+    "humanoidbench": ("mjx", "cpu"),
+    "metaworld": ("mjx", "cpu"),
+}
 
 _REGISTRY: dict[str, Callable[..., Env]] = {}
+_BUILTINS_REGISTERED = False
 
 
 def register(name: str, constructor: Callable[..., Env]) -> None:
     """Make `envs.make(name, **kwargs)` call `constructor(**kwargs)`."""
+    _register_builtins()
     _REGISTRY[name] = constructor
 
 
 def list_tasks() -> list[str]:
-    """All registered task names, sorted."""
-    return sorted(_REGISTRY)
+    """All task names, sorted: the built-in ones and any registered at run time (cheap: imports no suite)."""
+    return sorted(set(TASK_NAMES) | set(_REGISTRY))
 
 
 def make(name: str, **kwargs: Any) -> Env:
     """Build a task by name, e.g. `envs.make("brax/reacher", episode_length=200)`."""
+    _register_builtins()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list_tasks(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known tasks: {', '.join(list_tasks())}"
@@ -30,17 +55,40 @@ def make(name: str, **kwargs: Any) -> Env:
     return _REGISTRY[name](**kwargs)
 
 
+def _register_builtins() -> None:
+    """Register the suites' constructors once (Brax imports jax here) and check them against `TASK_NAMES`."""
+    global _BUILTINS_REGISTERED
+    if _BUILTINS_REGISTERED:
+        return
+    _BUILTINS_REGISTERED = True  # first: the suites call register(), which calls this
+    before = set(_REGISTRY)
+    try:
+        from envs.brax_tasks import BRAX_TASKS
+        from envs.humanoidbench import register_humanoidbench
+        from envs.metaworld import CW10_NAMES
+
+        for short in BRAX_TASKS:
+            register(f"brax/{short}", _brax_constructor(short))
+        register_humanoidbench()
+        for short in CW10_NAMES:
+            register(f"metaworld/{short}", _metaworld_constructor(short))
+    except BaseException:
+        _BUILTINS_REGISTERED = False
+        raise
+    registered, static = set(_REGISTRY) - before, set(TASK_NAMES)
+    assert registered == static, (
+        f"envs.registry.TASK_NAMES is out of date: suites register {sorted(registered - static)} not in it, and "
+        f"it lists {sorted(static - registered)} that no suite registers"
+    )
+
+
 def _brax_constructor(short: str) -> Callable[..., Env]:
-    return lambda **kwargs: BraxTask(short, **kwargs)
+    def build(**kwargs: Any) -> Env:
+        from envs.brax_tasks import BraxTask
 
+        return BraxTask(short, **kwargs)
 
-for _short in BRAX_TASKS:
-    register(f"brax/{_short}", _brax_constructor(_short))
-
-# HumanoidBench H1 tasks (models are built lazily, in the task constructor).
-from envs.humanoidbench import register_humanoidbench  # noqa: E402
-
-register_humanoidbench()
+    return build
 
 
 def _metaworld_constructor(short: str) -> Callable[..., Env]:
@@ -50,8 +98,3 @@ def _metaworld_constructor(short: str) -> Callable[..., Env]:
         return make_metaworld(short, **kwargs)
 
     return build
-
-
-for _short in ("hammer-v3", "push-wall-v3", "faucet-close-v3", "push-back-v3", "stick-pull-v3",
-               "handle-press-side-v3", "push-v3", "shelf-place-v3", "window-close-v3", "peg-unplug-side-v3"):
-    register(f"metaworld/{_short}", _metaworld_constructor(_short))

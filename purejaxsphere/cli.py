@@ -1,6 +1,7 @@
 """`purejaxsphere train [hydra overrides]` and friends.
 
-Bad configurations exit with code 2 and one line naming the field (`--traceback` shows the Python traceback).
+Bad configurations exit with code 2 and one line naming the field and the allowed values, before jax is imported
+(`--traceback` shows the Python traceback); docs/reliability.md lists every failure handled.
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         if args.traceback:
             raise
-        print(f"purejaxsphere: config error: {error}", file=sys.stderr)
+        print(f"purejaxsphere: config error: {' '.join(str(error).split())}", file=sys.stderr)  # always one line
         return 2
     return 1
 

@@ -1,15 +1,18 @@
 """Typed configuration: Hydra YAML in configs/ composed with command-line overrides, checked against dataclasses.
 
 `load_config("benchmark=smoke", "algo=moe_topk_sphere", "seeds=2")` returns a `Config`. Unknown keys and values of
-the wrong type are errors (the dataclasses are the schema); `validate` checks the values.
+the wrong type are errors (the dataclasses are the schema); `validate` checks the values. Every error is a
+`ConfigError` with one line naming the field and what is allowed (closest valid names suggested). Nothing here imports
+jax: a bad config fails in well under a second, before anything compiles (docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from omegaconf import OmegaConf
 
@@ -22,6 +25,17 @@ XLA_CPU_WORKAROUND_FLAG = "--xla_cpu_use_fusion_emitters=false"
 
 class ConfigError(ValueError):
     """A bad configuration value; the message names the field and what is allowed."""
+
+
+def did_you_mean(value: str, allowed: Sequence[str]) -> str:
+    """"; did you mean X?" for the closest allowed values (difflib), or "" when none is close."""
+    close = difflib.get_close_matches(value, list(allowed), n=3)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
+
+
+def choice_error(name: str, value: Any, allowed: Sequence[str]) -> ConfigError:
+    """`name: 'value' is not one of a, b, c; did you mean b?`: the one message for every value outside a list."""
+    return ConfigError(f"{name}: {value!r} is not one of {', '.join(allowed)}{did_you_mean(str(value), allowed)}")
 
 
 @dataclass
@@ -146,7 +160,8 @@ def load_config(*overrides: str, config_dir: str | Path | None = None) -> Config
     """Compose configs/config.yaml with Hydra overrides (`key=value`, `group=option`) into a validated Config."""
     from hydra import compose, initialize_config_dir
     from hydra.core.config_store import ConfigStore
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
 
     # The dataclass schema is the base of configs/config.yaml, so every field can be overridden as `key=value`.
     ConfigStore.instance().store(name="schema", node=Config)
@@ -154,9 +169,62 @@ def load_config(*overrides: str, config_dir: str | Path | None = None) -> Config
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base=None):
             composed = compose(config_name="config", overrides=list(overrides))
-    except HydraException as error:
+    except MissingConfigException as error:  # `algo=typo`: Hydra's first line names neither the options nor a fix
+        group, _, option = str(error.missing_cfg_file).rpartition("/")
+        raise choice_error(group or "config", option, group_options(config_dir, group)) from None
+    except (HydraException, ValueError) as error:  # ValueError: Hydra's parser on inputs like `=3`
+        if isinstance(error.__cause__, OmegaConfBaseException):
+            raise schema_error(error.__cause__) from None
         raise ConfigError(str(error).splitlines()[0]) from None
     return from_dict(OmegaConf.to_container(composed, resolve=True))
+
+
+def group_options(config_dir: Path, group: str) -> list[str]:
+    """The options of a config group: the YAML files in configs/<group>/ (e.g. algo: moe_topk_sphere, ppo, ...)."""
+    return sorted(path.stem for path in (config_dir / group).glob("*.yaml"))
+
+
+def schema_fields(schema: type = Config, prefix: str = "") -> dict[str, str]:
+    """Every key of the schema, dotted, with its declared type: {"ppo.learning_rate": "float", ...}."""
+    out: dict[str, str] = {}
+    for item in dataclasses.fields(schema):
+        key = prefix + item.name
+        nested = item.default_factory if dataclasses.is_dataclass(item.default_factory) else None
+        out[key] = nested.__name__ if nested else str(item.type)
+        if nested:
+            out.update(schema_fields(nested, key + "."))
+    return out
+
+
+def closest_keys(key: str, keys: Sequence[str]) -> str:
+    """did_you_mean over dotted keys: by the whole key (`ppo.lerning_rate`), else by its last part (`learning_rate`
+    given without its section suggests `ppo.learning_rate`)."""
+    whole = did_you_mean(key, keys)
+    if whole:
+        return whole
+    by_leaf: dict[str, list[str]] = {}
+    for name in keys:
+        by_leaf.setdefault(name.rpartition(".")[2], []).append(name)
+    close = difflib.get_close_matches(key.rpartition(".")[2], list(by_leaf), n=3)
+    names = [name for leaf in close for name in by_leaf[leaf]]
+    return f"; did you mean {' or '.join(names)}?" if names else ""
+
+
+def schema_error(error: Exception) -> ConfigError:
+    """One line for an OmegaConf schema error: an unknown key (closest keys suggested) or a value of the wrong type."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    key = str(getattr(error, "full_key", "") or "")
+    fields = schema_fields()
+    if isinstance(error, (ConfigKeyError, ConfigAttributeError)) and key not in fields:
+        parent = key.rpartition(".")[0]
+        siblings = [name.rpartition(".")[2] for name in fields if name.rpartition(".")[0] == parent]
+        where = f"keys of {parent}" if parent else "top-level keys"
+        return ConfigError(f"{key}: unknown key{closest_keys(key, fields)} ({where}: {', '.join(siblings)})")
+    declared = fields.get(key.split("[")[0])
+    if declared is not None:
+        return ConfigError(f"{key}: expected {declared}, got {getattr(error, 'value', None)!r}")
+    return ConfigError(f"{key}: {str(error).splitlines()[0]}" if key else str(error).splitlines()[0])
 
 
 def from_dict(values: dict[str, Any]) -> Config:
@@ -166,8 +234,7 @@ def from_dict(values: dict[str, Any]) -> Config:
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Config), values)
     except OmegaConfBaseException as error:
-        key = getattr(error, "full_key", None)
-        raise ConfigError(f"{key}: {str(error).splitlines()[0]}" if key else str(error).splitlines()[0]) from None
+        raise schema_error(error) from None
     cfg: Config = OmegaConf.to_object(merged)
     if cfg.protocol == "rl":
         cfg.carry = CarryConfig(params=False, optimizer=False, normalizer=False)
@@ -191,25 +258,66 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def validate(cfg: Config) -> None:
-    """Check values that the schema cannot: choices, positivity, divisibility."""
-    _require(len(cfg.tasks) > 0, "tasks: the task sequence is empty")
-    seeds = cfg.seeds
+def _require_choice(name: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise choice_error(name, value, allowed)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+MAX_SEED = 2**32 - 1  # jax.random.PRNGKey's range
+
+
+def validate_seeds(seeds: Any) -> None:
+    """`seeds: n` (n >= 1) or a non-empty list of distinct ints in [0, 2^32)."""
+    allowed = f"a positive int n (seeds 0..n-1) or a non-empty list of distinct ints in 0..{MAX_SEED}"
+    if _is_int(seeds):
+        _require(seeds > 0, f"seeds: expected {allowed}, got {seeds!r}")
+        return
     _require(
-        (isinstance(seeds, int) and seeds > 0)
-        or (isinstance(seeds, list) and len(seeds) > 0 and all(isinstance(s, int) for s in seeds)),
-        f"seeds: expected a positive int or a non-empty list of ints, got {seeds!r}",
+        isinstance(seeds, list) and len(seeds) > 0 and all(_is_int(s) and 0 <= s <= MAX_SEED for s in seeds),
+        f"seeds: expected {allowed}, got {seeds!r}",
     )
-    if isinstance(seeds, list):
-        _require(len(set(seeds)) == len(seeds), f"seeds: duplicate seeds in {seeds}")
-    _require(cfg.physics in ("mjx", "cpu"), f"physics: {cfg.physics!r} is not one of mjx, cpu")
-    _require(cfg.protocol in ("crl", "rl"), f"protocol: {cfg.protocol!r} is not one of crl, rl")
+    _require(len(set(seeds)) == len(seeds), f"seeds: expected {allowed}, got duplicates in {seeds}")
+
+
+def validate_tasks(tasks: Sequence[str], physics: str) -> None:
+    """Every task is registered (closest names suggested) and runs on the run's physics backend.
+
+    Shapes never conflict: the trainer zero-pads observations and actions to the largest task of the sequence. What
+    can conflict is the physics backend, one per run: every task's suite must support it (Brax tasks run on MJX only).
+    """
+    from envs.registry import SUITE_PHYSICS, list_tasks  # jax-free: the registry's static name table
+
+    _require(len(tasks) > 0, "tasks: the task sequence is empty; give a list of task names, e.g. tasks=[brax/reacher]")
+    known = list_tasks()
+    for index, name in enumerate(tasks):
+        _require_choice(f"tasks[{index}]", name, known)
+        backends = SUITE_PHYSICS.get(name.split("/")[0])
+        _require(
+            backends is None or physics in backends,
+            f"physics: {physics!r} is not available for {name} (tasks[{index}]); its suite runs on "
+            f"{', '.join(backends or ())}, and all tasks of a sequence share the run's physics",
+        )
+
+
+def validate(cfg: Config) -> None:
+    """Check values that the schema cannot: choices, positivity, divisibility, tasks, seeds, paths."""
+    validate_seeds(cfg.seeds)
+    _require_choice("physics", cfg.physics, ("mjx", "cpu"))
+    validate_tasks(cfg.tasks, cfg.physics)
+    _require_choice("protocol", cfg.protocol, ("crl", "rl"))
     for name in ("num_envs", "total_timesteps"):
         _require(getattr(cfg, name) > 0, f"{name}: must be positive, got {getattr(cfg, name)}")
     if cfg.episode_length is not None:
-        _require(cfg.episode_length > 0, f"episode_length: must be positive, got {cfg.episode_length}")
+        _require(
+            cfg.episode_length > 0,
+            f"episode_length: must be positive (or null: each task's own), got {cfg.episode_length}",
+        )
     net = cfg.network
-    _require(net.actor in ACTOR_KINDS, f"network.actor: {net.actor!r} is not one of {', '.join(ACTOR_KINDS)}")
+    _require_choice("network.actor", net.actor, ACTOR_KINDS)
     for name in ("hidden_sizes", "gate_hidden_sizes", "critic_hidden_sizes"):
         sizes = getattr(net, name)
         _require(len(sizes) > 0 and all(s > 0 for s in sizes), f"network.{name}: need positive sizes, got {sizes}")
@@ -221,18 +329,18 @@ def validate(cfg: Config) -> None:
     _require(net.temperature > 0, f"network.temperature: must be positive, got {net.temperature}")
     _require(net.n_shared > 0, f"network.n_shared: must be positive, got {net.n_shared}")
     sph = cfg.sphere
-    _require(sph.mode in ("off", "loss", "grad"), f"sphere.mode: {sph.mode!r} is not one of off, loss, grad")
+    _require_choice("sphere.mode", sph.mode, ("off", "loss", "grad"))
     _require(sph.ratio >= 0, f"sphere.ratio: must be >= 0, got {sph.ratio}")
     _require(sph.gating_ratio >= 0, f"sphere.gating_ratio: must be >= 0, got {sph.gating_ratio}")
     ppo = cfg.ppo
-    _require(
-        ppo.lr_schedule in ("adaptive", "linear", "early_stop"),
-        f"ppo.lr_schedule: {ppo.lr_schedule!r} is not one of adaptive, linear, early_stop",
-    )
+    _require_choice("ppo.lr_schedule", ppo.lr_schedule, ("adaptive", "linear", "early_stop"))
     for name in ("n_steps", "minibatch_size", "update_epochs"):
         _require(getattr(ppo, name) > 0, f"ppo.{name}: must be positive, got {getattr(ppo, name)}")
-    for name in ("learning_rate", "final_learning_rate", "target_kl", "obs_clip", "adam_eps", "max_grad_norm"):
+    for name in ("learning_rate", "final_learning_rate", "target_kl", "obs_clip", "adam_eps", "max_grad_norm",
+                 "clip_eps"):
         _require(getattr(ppo, name) > 0, f"ppo.{name}: must be positive, got {getattr(ppo, name)}")
+    for name in ("ent_coef", "vf_coef"):
+        _require(getattr(ppo, name) >= 0, f"ppo.{name}: must be >= 0, got {getattr(ppo, name)}")
     for name in ("gamma", "gae_lambda", "decay_fraction"):
         _require(0 <= getattr(ppo, name) <= 1, f"ppo.{name}: must be in [0, 1], got {getattr(ppo, name)}")
     batch = cfg.num_envs * ppo.n_steps
@@ -244,18 +352,17 @@ def validate(cfg: Config) -> None:
     _require(cfg.eval.episodes > 0, f"eval.episodes: must be positive, got {cfg.eval.episodes}")
     _require(cfg.checkpoint.every > 0, f"checkpoint.every: must be positive, got {cfg.checkpoint.every}")
     _require(cfg.checkpoint.keep_last >= 1, f"checkpoint.keep_last: must be >= 1, got {cfg.checkpoint.keep_last}")
-    _require(
-        cfg.fault.on_nan in ("stop", "drop_seed"), f"fault.on_nan: {cfg.fault.on_nan!r} is not one of stop, drop_seed"
-    )
+    _require_choice("fault.on_nan", cfg.fault.on_nan, ("stop", "drop_seed"))
     if cfg.fault.inject_seed is not None:
         _require(
             cfg.fault.inject_seed in seed_list(cfg),
             f"fault.inject_seed: {cfg.fault.inject_seed} is not one of the run's seeds {seed_list(cfg)}",
         )
-    _require(
-        cfg.wandb.mode in ("disabled", "offline", "online"),
-        f"wandb.mode: {cfg.wandb.mode!r} is not one of disabled, offline, online",
-    )
+    _require_choice("wandb.mode", cfg.wandb.mode, ("disabled", "offline", "online"))
+    if cfg.resume is not None:
+        _require(
+            Path(cfg.resume).is_dir(), f"resume: {cfg.resume!r} is not a directory; expected an existing run directory"
+        )
 
 
 def needs_xla_cpu_workaround(cfg: Config) -> bool:

@@ -20,7 +20,7 @@ import optax
 from flax import struct
 
 import envs
-from envs.core import Env, EpisodeWrapper, PadWrapper, State, training_env
+from envs.core import Env, EpisodeWrapper, PadWrapper, State, physics_unstable, training_env
 from purejaxsphere import ppo as ppo_lib
 from purejaxsphere.checkpoint import Checkpoint, Position
 from purejaxsphere.config import Config, ConfigError, PPOConfig, seed_list
@@ -223,11 +223,14 @@ def make_chunk_fn(env: Env, nets: Networks, cfg: Config, updates_per_chunk: int,
 
     def chunk(state: TrainState, fault: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
         faults = jnp.full((updates_per_chunk,), fault, jnp.float32)
+        resets_before = jnp.sum(state.env_state.info["physics_resets"])
         state, (metrics, episodes) = jax.lax.scan(update, state, faults)
         summary = {name: jnp.mean(value) for name, value in metrics.items()}
         summary["learning_rate_end"] = metrics["learning_rate_end"][-1]
         count, return_sum, success_sum, nonfinite_obs = jnp.sum(episodes, axis=0)
         summary.update(fault_flags(metrics, state, nonfinite_obs))
+        # Envs reset after a physics blow-up during this chunk (envs.core.AutoResetWrapper); training goes on.
+        summary["physics_resets"] = (jnp.sum(state.env_state.info["physics_resets"]) - resets_before).astype(jnp.float32)
         summary["train_episodes"] = count
         summary["train_return"] = jnp.where(count > 0, return_sum / jnp.maximum(count, 1.0), jnp.nan)
         summary["train_success"] = jnp.where(count > 0, success_sum / jnp.maximum(count, 1.0), jnp.nan)
@@ -240,7 +243,8 @@ def make_eval_fn(env: Env, nets: Networks, cfg: Config) -> Callable:
     """Deterministic evaluation (mean action) of `cfg.eval.episodes` parallel episodes of one task, one seed.
 
     `env` is the padded task without auto-reset; an episode's return counts rewards up to its first `done`, and its
-    success is the task's success flag at that step.
+    success is the task's success flag at that step. A physics blow-up ends the episode there (its reward and
+    success are not counted), as in training (envs.core.AutoResetWrapper).
     """
     ppo = cfg.ppo
     episodes = cfg.eval.episodes
@@ -254,10 +258,11 @@ def make_eval_fn(env: Env, nets: Networks, cfg: Config) -> Callable:
             obs = policy_obs(ppo, obs_stats, state.obs)
             action = jnp.clip(nets.actor.apply(actor_params, obs).mean, -1.0, 1.0)
             state = jax.vmap(episodic.step)(state, action)
-            ret = ret + jnp.where(active, state.reward, 0.0)
+            unstable = jax.vmap(physics_unstable)(state)  # a blow-up ends the episode: no reward, no success
+            ret = ret + jnp.where(active & ~unstable, state.reward, 0.0)
             length = length + active
-            ended = active & (state.done > 0.5)
-            success = jnp.where(ended, state.info["success"], success)
+            ended = active & ((state.done > 0.5) | unstable)
+            success = jnp.where(ended, jnp.where(unstable, 0.0, state.info["success"]), success)
             return (state, active & ~ended, ret, length, success), None
 
         zeros = jnp.zeros(episodes, jnp.float32)

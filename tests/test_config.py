@@ -25,7 +25,7 @@ def test_defaults_and_groups():
     [
         ("foo=1", "foo"),
         ("network.top_k=9", "network.top_k"),
-        ("algo=nope", "algo/nope"),
+        ("algo=nope", "algo: 'nope' is not one of"),
         ("ppo.minibatch_size=1000", "ppo.minibatch_size"),
         ("sphere.mode=sometimes", "sphere.mode"),
         ("sphere.ratio=-1", "sphere.ratio"),

@@ -57,6 +57,8 @@ def test_metrics_rows_per_seed_and_chunk(three_seed_run):
                 "eval_return", "steps_per_s", "approx_kl"):
         assert np.isfinite(row[key]), key
     assert row["env_steps"] == 64 and row["sphere_coef"] > 0  # default algo is SPHERE loss mode
+    # An MJX state (a Brax mjx.Data with solver and contact fields) is never taken for a physics blow-up.
+    assert not np.any(np.asarray(three_seed_run.state.env_state.info["physics_resets"]))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,165 @@
+"""Bad configurations fail before anything compiles: exit code 2, one stderr line naming the field and what is allowed.
+
+Timing. One subprocess (`python -m tests.test_validation`, the driver below) imports the CLI once and runs every case
+through `main()`, timing each; the limit (2 s) applies to import + validation of each case. The driver blocks `import
+jax` (`sys.modules["jax"] = None`), so validation that reaches for jax, or a bad config that slips through to the
+trainer, fails the case instead of compiling. A few cases also run as true subprocesses: there the CPU time of the
+child (interpreter start included) must stay under 2 s; its wall time gets a looser bound, because this machine
+shares 2 cores with other jobs and the wall time of a 1.5 s process varies with their load, not with our code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LIMIT_S = 2.0
+PREFIX = "purejaxsphere: config error: "
+
+
+class Case(NamedTuple):
+    name: str
+    overrides: list[str]
+    field: str  # the message starts with "<field>:"
+    expected: list[str]  # substrings of the message: allowed values, suggestions
+
+
+CASES = [
+    Case("unknown_task", ["tasks=[brax/reachr]"], "tasks[0]", ["did you mean brax/reacher", "brax/hopper"]),
+    Case("unknown_task_second", ["tasks=[brax/reacher,metaworld/hamer-v3]"], "tasks[1]",
+         ["did you mean metaworld/hammer-v3"]),
+    Case("empty_tasks", ["tasks=[]"], "tasks", ["empty"]),
+    Case("unknown_algo", ["algo=moe_topk_spere"], "algo",
+         ["did you mean moe_topk_sphere", "dense_moe, ds_moe, moe_topk, moe_topk_sphere, moe_topk_sphere_gradscale"]),
+    Case("unknown_benchmark", ["benchmark=metaworld_cw1"], "benchmark", ["did you mean metaworld_cw10", "smoke"]),
+    Case("unknown_key", ["ppo.lerning_rate=1"], "ppo.lerning_rate", ["did you mean ppo.learning_rate", "keys of ppo"]),
+    Case("key_without_section", ["lerning_rate=1"], "lerning_rate", ["did you mean ppo.learning_rate"]),
+    Case("appended_key", ["+foo=1"], "foo", ["unknown key", "top-level keys: benchmark"]),
+    Case("top_k_above_n_experts", ["network.n_experts=2", "network.top_k=3"], "network.top_k",
+         ["1..network.n_experts (2)", "got 3"]),
+    Case("zero_envs", ["num_envs=0"], "num_envs", ["must be positive"]),
+    Case("zero_hidden_size", ["network.hidden_sizes=[64,0]"], "network.hidden_sizes", ["positive sizes"]),
+    Case("minibatch_not_dividing", ["num_envs=10", "ppo.n_steps=10", "ppo.minibatch_size=64"], "ppo.minibatch_size",
+         ["does not divide", "= 100"]),
+    Case("negative_ratio", ["sphere.ratio=-0.1"], "sphere.ratio", [">= 0"]),
+    Case("gamma_above_one", ["ppo.gamma=1.5"], "ppo.gamma", ["[0, 1]"]),
+    Case("type_int", ["num_envs=abc"], "num_envs", ["expected int, got 'abc'"]),
+    Case("type_bool", ["sphere.pcgrad=maybe"], "sphere.pcgrad", ["expected bool"]),
+    Case("type_list", ["tasks=brax/reacher"], "tasks", ["expected list[str]"]),
+    Case("choice_typo", ["sphere.mode=los"], "sphere.mode", ["off, loss, grad", "did you mean loss"]),
+    Case("physics_choice", ["physics=gpu"], "physics", ["mjx, cpu"]),
+    Case("cpu_physics_brax", ["physics=cpu"], "physics", ["brax/reacher (tasks[0])", "runs on mjx"]),
+    Case("cpu_physics_mixed_suites", ["physics=cpu", "tasks=[humanoidbench/h1_stand,brax/hopper]"], "physics",
+         ["brax/hopper (tasks[1])"]),
+    Case("seeds_zero", ["seeds=0"], "seeds", ["positive int n"]),
+    Case("seeds_duplicate", ["seeds=[1,1]"], "seeds", ["duplicates"]),
+    Case("seeds_negative", ["seeds=[3,-1]"], "seeds", ["ints in 0..4294967295"]),
+    Case("seeds_bool", ["seeds=true"], "seeds", ["got True"]),
+    Case("seeds_string", ["seeds=abc"], "seeds", ["got 'abc'"]),
+    Case("resume_missing", ["resume=/nonexistent/run"], "resume", ["'/nonexistent/run' is not a directory"]),
+]
+SUBPROCESS_CASES = ["unknown_task", "unknown_algo", "unknown_key", "cpu_physics_brax"]
+VALID = Case("valid", ["seeds=1"], "", [])  # passes validation, so the driver sees the trainer's `import jax` fail
+
+
+def run_cases(cases: list[Case]) -> dict[str, Any]:
+    """The driver: import the CLI, run each case through main() with jax blocked; time and capture each."""
+    assert "jax" not in sys.modules
+    sys.modules["jax"] = None  # type: ignore[assignment]  # any `import jax` now raises ImportError
+    wall, cpu = time.perf_counter(), time.process_time()
+    from purejaxsphere.cli import main
+
+    out: dict[str, Any] = {"import_wall_s": time.perf_counter() - wall, "import_cpu_s": time.process_time() - cpu}
+    for case in cases:
+        stderr, stdout = io.StringIO(), io.StringIO()
+        wall, cpu = time.perf_counter(), time.process_time()
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+            try:
+                code: Any = main(["train", *case.overrides])
+            except BaseException as error:  # noqa: BLE001 - recorded and asserted on by the test
+                code = f"{type(error).__name__}: {error}"
+        out[case.name] = {"code": code, "stderr": stderr.getvalue(), "wall_s": time.perf_counter() - wall,
+                          "cpu_s": time.process_time() - cpu}
+    return out
+
+
+@pytest.fixture(scope="module")
+def driven() -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "tests.test_validation"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def check_message(case: Case, stderr: str) -> None:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"{PREFIX}{case.field}: "), lines[0]
+    for text in case.expected:
+        assert text in lines[0], (text, lines[0])
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_config_exits_2_with_one_line_in_time(driven, case):
+    result = driven[case.name]
+    assert result["code"] == 2, result
+    check_message(case, result["stderr"])
+    assert driven["import_wall_s"] + result["wall_s"] < LIMIT_S, (driven["import_wall_s"], result)
+    assert driven["import_cpu_s"] + result["cpu_s"] < LIMIT_S, (driven["import_cpu_s"], result)
+
+
+def test_valid_config_passes_validation(driven):
+    """The control: a good config gets past validation and on to the trainer (whose `import jax` is blocked)."""
+    assert "ImportError" in str(driven[VALID.name]["code"]) or "ModuleNotFoundError" in str(driven[VALID.name]["code"])
+
+
+@pytest.mark.parametrize("name", SUBPROCESS_CASES)
+def test_cli_subprocess(name):
+    case = next(case for case in CASES if case.name == name)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "purejaxsphere.cli", "train", *case.overrides], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert proc.returncode == 2, proc.stderr
+    check_message(case, proc.stderr)
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert cpu < LIMIT_S, cpu
+    assert wall < 2 * LIMIT_S, wall
+
+
+def test_traceback_flag_shows_the_traceback():
+    proc = subprocess.run([sys.executable, "-m", "purejaxsphere.cli", "--traceback", "train", "num_envs=0"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError: num_envs" in proc.stderr
+
+
+def test_registry_name_table_is_checked_against_the_suites(monkeypatch):
+    """TASK_NAMES (jax-free, used by validation) must equal what the suites register; a stale table is an error."""
+    from envs import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_BUILTINS_REGISTERED", False)
+    registry._register_builtins()
+    assert registry.list_tasks() == sorted(registry.TASK_NAMES) == sorted(registry._REGISTRY)
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_BUILTINS_REGISTERED", False)
+    monkeypatch.setattr(registry, "TASK_NAMES", registry.TASK_NAMES[1:])
+    with pytest.raises(AssertionError, match="brax/ant"):
+        registry._register_builtins()
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_cases([*CASES, VALID])))
