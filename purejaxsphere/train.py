@@ -384,16 +384,19 @@ class Trainer:
         self.plan = plan_task(cfg)
         # With several devices the carry's seed (or env) axis is sharded over them; None on one device.
         self._placement = make_placement(len(self.seeds), cfg.num_envs)
-        self._programs: dict[int, TaskPrograms] = {}
-        self._compiled: dict[int, Callable] = {}
-        self._compile_seconds: dict[int, float] = {}
+        # Programs are keyed by task name: a task that comes back later in the sequence reuses its compiled
+        # programs (its keys and state are data). Different tasks are different programs (their physics and rewards
+        # are code); across runs and resumes the persistent compilation cache (cfg.compile_cache) avoids recompiles.
+        self._programs: dict[str, TaskPrograms] = {}
+        self._compiled: dict[str, Callable] = {}
 
     def programs(self, task_index: int) -> TaskPrograms:
-        if task_index not in self._programs:
-            self._programs[task_index] = build_task_programs(
+        name = self.cfg.tasks[task_index]
+        if name not in self._programs:
+            self._programs[name] = build_task_programs(
                 self.tasks[task_index], self.nets, self.cfg, self.obs_size, self.action_size
             )
-        return self._programs[task_index]
+        return self._programs[name]
 
     def task_keys(self, task_index: int) -> jax.Array:
         return jnp.stack([task_key(seed, task_index) for seed in self.seeds])
@@ -416,13 +419,14 @@ class Trainer:
         return self.start_task(0, None)
 
     def compiled_chunk(self, task_index: int, state: TrainState) -> tuple[Callable, float]:
-        """The task's chunk program compiled ahead of time for `state`'s shapes, and the seconds compiling took."""
-        if task_index not in self._compiled:
-            tick = time.perf_counter()
-            fault = self.fault_vector(task_index, -1)
-            self._compiled[task_index] = self.programs(task_index).chunk.lower(state, fault).compile()
-            self._compile_seconds[task_index] = time.perf_counter() - tick
-        return self._compiled[task_index], self._compile_seconds[task_index]
+        """The task's chunk program compiled ahead of time for `state`'s shapes, and the seconds compiling took
+        (0.0 when this task name was compiled before in the run)."""
+        name = self.cfg.tasks[task_index]
+        if name in self._compiled:
+            return self._compiled[name], 0.0
+        tick = time.perf_counter()
+        self._compiled[name] = self.programs(task_index).chunk.lower(state, self.fault_vector(task_index, -1)).compile()
+        return self._compiled[name], time.perf_counter() - tick
 
     def fault_vector(self, task_index: int, chunk: int) -> jax.Array:
         """Per-seed values added to the advantages in this chunk: NaN only where cfg.fault injects one."""

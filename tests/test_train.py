@@ -106,3 +106,11 @@ def test_cli_train_writes_run_directory(tmp_path):
     assert "tasks:" in (run_dir / "config.yaml").read_text()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(summary["final_average_return"]) == 2
+
+
+def test_a_task_that_comes_back_does_not_recompile():
+    trainer = make_train(tiny("tasks=[brax/reacher,brax/reacher]", "seeds=1", "total_timesteps=64"))
+    rows = trainer().metrics
+    compile_seconds = {row["task_index"]: row["compile_seconds"] for row in rows}
+    assert compile_seconds[0] > 0 and compile_seconds[1] == 0.0
+    assert len(trainer._compiled) == 1
