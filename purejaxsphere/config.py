@@ -18,6 +18,9 @@ from omegaconf import OmegaConf
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 ACTOR_KINDS = ("dense", "moe_topk", "dense_moe", "ds_moe")
+SPHERE_MODES = ("off", "loss", "grad")
+# What the SPHERE penalty is computed on (sphere.py, `feature_penalty`): the paper's choice and its ablations.
+SPHERE_TARGETS = ("last_layer", "all_layers", "per_expert", "grad_factor")
 # Task suites whose MJX models hit the XLA:CPU fusion-emitter regression (MuJoCo issue 2957; 60x on MetaWorld).
 XLA_CPU_WORKAROUND_SUITES = ("humanoidbench/", "metaworld/")
 XLA_CPU_WORKAROUND_FLAG = "--xla_cpu_use_fusion_emitters=false"
@@ -56,6 +59,22 @@ class SphereConfig:
     ratio: float = 0.05
     pcgrad: bool = False  # grad mode: project the SPHERE gradient off the policy gradient when they conflict
     gating_ratio: float = 0.0  # > 0 adds the gating-isotropy penalty with an adaptive coefficient
+    # last_layer: routing-weighted features of the last hidden expert layer (SPHERE); all_layers: the same penalty
+    # summed over every hidden expert layer; per_expert: one penalty per expert on its own weighted features, summed;
+    # grad_factor: the penalty on the backpropagated gradient factor of the last hidden expert layer
+    target: str = "last_layer"
+
+
+@dataclass
+class PlasticityConfig:
+    """Plasticity baselines applied to the actor (purejaxsphere/plasticity.py). The defaults turn all of them off."""
+
+    l2_init: float = 0.0  # coefficient c of (c/2) ||theta - theta_0||^2, theta_0 = the run's first initialization
+    parseval: float = 0.0  # coefficient of sum_l (64/d_l)^2 ||W_l^T W_l - 2 I||_F^2 over hidden weight matrices
+    shrink: float = 1.0  # Shrink & Perturb at task boundaries: theta <- shrink * theta + perturb * theta_fresh
+    perturb: float = 0.0
+    redo_interval: int = 0  # ReDo: recycle tau-dormant hidden units every `redo_interval` PPO updates (0: off)
+    redo_tau: float = 0.025
 
 
 @dataclass
@@ -139,6 +158,7 @@ class Config:
     protocol: str = "crl"  # crl (carry between tasks) | rl (every task from scratch)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     sphere: SphereConfig = field(default_factory=SphereConfig)
+    plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     carry: CarryConfig = field(default_factory=CarryConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -329,9 +349,16 @@ def validate(cfg: Config) -> None:
     _require(net.temperature > 0, f"network.temperature: must be positive, got {net.temperature}")
     _require(net.n_shared > 0, f"network.n_shared: must be positive, got {net.n_shared}")
     sph = cfg.sphere
-    _require_choice("sphere.mode", sph.mode, ("off", "loss", "grad"))
+    _require_choice("sphere.mode", sph.mode, SPHERE_MODES)
     _require(sph.ratio >= 0, f"sphere.ratio: must be >= 0, got {sph.ratio}")
     _require(sph.gating_ratio >= 0, f"sphere.gating_ratio: must be >= 0, got {sph.gating_ratio}")
+    _require(
+        sph.target in SPHERE_TARGETS, f"sphere.target: {sph.target!r} is not one of {', '.join(SPHERE_TARGETS)}"
+    )
+    pla = cfg.plasticity
+    for name in ("l2_init", "parseval", "perturb", "redo_interval", "redo_tau"):
+        _require(getattr(pla, name) >= 0, f"plasticity.{name}: must be >= 0, got {getattr(pla, name)}")
+    _require(0 <= pla.shrink <= 1, f"plasticity.shrink: must be in [0, 1], got {pla.shrink}")
     ppo = cfg.ppo
     _require_choice("ppo.lr_schedule", ppo.lr_schedule, ("adaptive", "linear", "early_stop"))
     for name in ("n_steps", "minibatch_size", "update_epochs"):

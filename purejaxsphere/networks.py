@@ -76,6 +76,7 @@ class MLP(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         for width in self.hidden_sizes:
             x = nn.relu(nn.Dense(width, kernel_init=scaled_init(np.sqrt(2.0)))(x))
+            self.sow("intermediates", "hidden", x)  # read by `actor_hidden_activations`; inert otherwise
         return nn.Dense(self.out_size, kernel_init=scaled_init(self.head_scale))(x)
 
 
@@ -150,3 +151,60 @@ def gaussian_entropy(log_std: jax.Array) -> jax.Array:
 def routing_entropy(weights: jax.Array) -> jax.Array:
     """Mean over rows of the entropy (nats) of the routing distribution."""
     return jnp.mean(-jnp.sum(jnp.where(weights > 0, weights * jnp.log(jnp.where(weights > 0, weights, 1.0)), 0.0), -1))
+
+
+ParamPath = tuple[str, ...]  # keys below params["params"]
+
+
+class HiddenLayer(NamedTuple):
+    """Where one hidden ReLU layer of the actor keeps its weights (paths below params["params"]).
+
+    Expert kernels are [E, in, d] (biases [E, d]), gate kernels [in, d] (biases [d]); `next_kernel` is the layer
+    that reads this one ([E, d, out] or [d, out]).
+    """
+
+    kernel: ParamPath
+    bias: ParamPath
+    next_kernel: ParamPath
+
+
+def actor_hidden_layers(params: dict) -> list[HiddenLayer]:
+    """The actor's hidden layers: every expert-stack layer, then the gate trunk (absent for a dense actor).
+
+    Output heads (the experts' `w_out`, the gate's logit layer) are not hidden layers.
+    """
+    tree = params["params"]
+    n_expert = sum(1 for name in tree["experts"] if name.startswith("w") and name[1:].isdigit())
+    expert_kernels = [f"w{i}" for i in range(n_expert)] + ["w_out"]
+    layers = [
+        HiddenLayer(("experts", expert_kernels[i]), ("experts", f"b{i}"), ("experts", expert_kernels[i + 1]))
+        for i in range(n_expert)
+    ]
+    if "gate" in tree:
+        n_gate = len(tree["gate"]) - 1  # Dense_0 .. Dense_{n-1} hidden, Dense_n the logits
+        dense = [("gate", f"Dense_{i}") for i in range(n_gate + 1)]
+        layers += [
+            HiddenLayer(dense[i] + ("kernel",), dense[i] + ("bias",), dense[i + 1] + ("kernel",)) for i in range(n_gate)
+        ]
+    return layers
+
+
+def actor_hidden_activations(actor: Actor, params: dict, obs: jax.Array) -> list[jax.Array]:
+    """Post-ReLU activations of `actor_hidden_layers(params)`, in the same order: [B, E, d] per expert-stack layer,
+    then [B, d] per gate layer."""
+    out, state = actor.apply(params, obs, mutable=["intermediates"])
+    gate = jax.tree.leaves(state.get("intermediates", {}))
+    return list(out.hidden) + list(gate)
+
+
+def param_at(params: dict, path: ParamPath) -> jax.Array:
+    """The array at `path` below params["params"]."""
+    node = params["params"]
+    for key in path:
+        node = node[key]
+    return node
+
+
+def expert_head_kernel(params: dict) -> jax.Array:
+    """The experts' output layer, [E, d_last, A]: maps the last hidden expert features to each expert's mean."""
+    return params["params"]["experts"]["w_out"]

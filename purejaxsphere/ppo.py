@@ -10,9 +10,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from purejaxsphere import sphere
-from purejaxsphere.config import PPOConfig, SphereConfig
-from purejaxsphere.networks import ActorOutput, gaussian_entropy, gaussian_log_prob, routing_entropy
+from purejaxsphere import plasticity, sphere
+from purejaxsphere.config import PlasticityConfig, PPOConfig, SphereConfig
+from purejaxsphere.networks import (
+    ActorOutput,
+    expert_head_kernel,
+    gaussian_entropy,
+    gaussian_log_prob,
+    routing_entropy,
+)
 
 PyTree = Any
 ApplyFn = Callable[..., Any]
@@ -87,7 +93,8 @@ def actor_objectives(
 ) -> tuple[tuple[jax.Array, jax.Array, jax.Array], dict[str, jax.Array]]:
     """The three differentiable actor terms (L_pi, L_SPHERE, L_gating) and diagnostics.
 
-    L_pi = clipped surrogate + ent_coef * (-entropy). L_SPHERE uses the last hidden expert layer.
+    L_pi = clipped surrogate + ent_coef * (-entropy). L_SPHERE is `sphere.feature_penalty` on `sphere_cfg.target`
+    (the last hidden expert layer for SPHERE itself).
     """
     out: ActorOutput = actor_apply(actor_params, batch.obs)
     log_prob = gaussian_log_prob(out.mean, out.log_std, batch.action)
@@ -97,8 +104,7 @@ def actor_objectives(
     pg_loss, clip_fraction, approx_kl = clipped_surrogate(log_prob, batch.log_prob, advantage, ppo.clip_eps)
     entropy = gaussian_entropy(out.log_std)
     policy_objective = pg_loss - ppo.ent_coef * entropy
-    phi = sphere.weighted_expert_features(out.features, out.weights)
-    sphere_loss = sphere.sphere_penalty(phi)
+    sphere_loss = sphere.feature_penalty(sphere_cfg.target, out.hidden, out.weights, expert_head_kernel(actor_params))
     gating_loss = (
         sphere.gating_isotropy_penalty(out.weights) if sphere_cfg.gating_ratio > 0 else jnp.zeros((), jnp.float32)
     )
@@ -113,7 +119,13 @@ def actor_objectives(
 
 
 def actor_gradient(
-    actor_params: PyTree, actor_apply: ApplyFn, batch: Batch, ppo: PPOConfig, sphere_cfg: SphereConfig
+    actor_params: PyTree,
+    actor_apply: ApplyFn,
+    batch: Batch,
+    ppo: PPOConfig,
+    sphere_cfg: SphereConfig,
+    plasticity_cfg: PlasticityConfig | None = None,
+    reference_params: PyTree | None = None,
 ) -> tuple[PyTree, dict[str, jax.Array]]:
     """Gradient of the actor objective under the configured SPHERE mode, from one forward pass (vjp).
 
@@ -121,8 +133,11 @@ def actor_gradient(
     - loss: grad (L_pi + lambda L_SPHERE), lambda = sg(ratio |L_pi| / (L_SPHERE + 1e-8))
     - grad: grad L_pi + s * grad L_SPHERE with s so that the second part has ratio x the first's global norm
             (optionally PCGrad-projected)
-    The gating-isotropy term, when on, is added to L_pi with its own adaptive coefficient.
+    The gating-isotropy term, when on, is added to L_pi with its own adaptive coefficient. In every mode the
+    gradient of the parameter penalty (`plasticity.param_penalty`: L2-init toward `reference_params`, Parseval) is
+    added last, with its fixed coefficients.
     """
+    plasticity_cfg = plasticity_cfg or PlasticityConfig()
     (policy_objective, sphere_loss, gating_loss), vjp_fn, diagnostics = jax.vjp(
         lambda p: actor_objectives(p, actor_apply, batch, ppo, sphere_cfg), actor_params, has_aux=True
     )
@@ -140,8 +155,16 @@ def actor_gradient(
         else:
             sphere_coef = jnp.zeros_like(policy_objective)
         (grads,) = vjp_fn((one, sphere_coef, gating_coef))
+    param_penalty = jnp.zeros_like(policy_objective)
+    if plasticity.uses_param_penalty(plasticity_cfg):
+        param_penalty, penalty_grad = jax.value_and_grad(plasticity.param_penalty)(
+            actor_params, reference_params, plasticity_cfg
+        )
+        grads = jax.tree.map(jnp.add, grads, penalty_grad)
     diagnostics = dict(diagnostics)
-    diagnostics.update(sphere_loss=sphere_loss, sphere_coef=sphere_coef, gating_loss=gating_loss)
+    diagnostics.update(
+        sphere_loss=sphere_loss, sphere_coef=sphere_coef, gating_loss=gating_loss, param_penalty=param_penalty
+    )
     return grads, diagnostics
 
 
@@ -189,9 +212,16 @@ def minibatch_update(
     optimizer: optax.GradientTransformation,
     ppo: PPOConfig,
     sphere_cfg: SphereConfig,
+    plasticity_cfg: PlasticityConfig | None = None,
+    reference_params: PyTree | None = None,
 ) -> tuple[UpdateState, dict[str, jax.Array]]:
-    """One PPO(+SPHERE) step on a minibatch: actor and critic each through their own clipped Adam."""
-    actor_grads, diagnostics = actor_gradient(state.actor_params, actor_apply, batch, ppo, sphere_cfg)
+    """One PPO(+SPHERE) step on a minibatch: actor and critic each through their own clipped Adam.
+
+    `reference_params` (the actor's initial parameters) is read only by the L2-init penalty.
+    """
+    actor_grads, diagnostics = actor_gradient(
+        state.actor_params, actor_apply, batch, ppo, sphere_cfg, plasticity_cfg, reference_params
+    )
 
     def critic_objective(params):
         return ppo.vf_coef * value_loss(critic_apply(params, batch.obs), batch.target)

@@ -4,11 +4,13 @@ Given per-expert last-hidden features h_e(x) (shape [T, E, d]) and sparse routin
 phi(x) = concat_e g_e(x) h_e(x) in R^D, D = E*d. Over a minibatch Phi in R^(T x D):
     A = Phi^T Phi / T,   L_SPHERE = ||A||_F^2 - Tr(A)^2 / D = ||A - (Tr(A)/D) I||_F^2.
 When D > T the same value comes from the T x T kernel K = Phi Phi^T / T (same non-zero spectrum and trace).
+The paper's ablations apply the same isotropy penalty to other matrices (`feature_penalty`: every hidden expert
+layer, each expert alone, the layer's gradient factor); the gating-isotropy penalty applies it to the routing weights.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import chex
 import jax
@@ -48,6 +50,49 @@ def isotropy_penalty(x: jax.Array, path: Literal["auto", "gram", "kernel"] = "au
 def sphere_penalty(phi: jax.Array, path: Literal["auto", "gram", "kernel"] = "auto") -> jax.Array:
     """The SPHERE loss ||A||_F^2 - Tr(A)^2 / D of weighted expert features phi [T, D], A = phi^T phi / T."""
     return isotropy_penalty(phi, path)
+
+
+def per_expert_penalty(features: jax.Array, weights: jax.Array) -> jax.Array:
+    """Ablation "sum of per-expert losses": sum_e L(g_e h_e), each expert's own weighted features [T, d] alone.
+
+    The same blocks as SPHERE's phi, without the cross-expert blocks of A (and each block's trace normalised by d).
+    """
+    chex.assert_rank(features, 3)
+    return jnp.sum(jax.vmap(isotropy_penalty, in_axes=1)(features * weights[..., None]))
+
+
+def gradient_factor(features: jax.Array, weights: jax.Array, head_kernel: jax.Array) -> jax.Array:
+    """Backpropagated gradient factor of the last hidden expert layer: d mean / d pre-activation.
+
+    For mean(x) = sum_e g_e(x) (relu(z_e(x)) W_e + b_e), d mean_a / d z_{e,j} = g_e W_e[j, a] 1[z_{e,j} > 0].
+    features [T, E, d] (post-ReLU, so h > 0 iff z > 0), weights [T, E], head_kernel [E, d, A] -> [T*A, E*d]: one row
+    per (sample, action dimension), the K-FAC gradient factor of that layer with the policy mean as output.
+    """
+    chex.assert_rank([features, weights, head_kernel], [3, 2, 3])
+    t, e, d = features.shape
+    active = (features > 0).astype(features.dtype) * weights[..., None]
+    return jnp.einsum("ted,eda->taed", active, head_kernel).reshape(t * head_kernel.shape[-1], e * d)
+
+
+def feature_penalty(
+    target: str, hidden: Sequence[jax.Array], weights: jax.Array, head_kernel: jax.Array
+) -> jax.Array:
+    """The SPHERE penalty on `target` (config.SPHERE_TARGETS), from the actor's per-layer expert features.
+
+    - last_layer: L(phi) with phi the routing-weighted last-layer features (the paper's SPHERE)
+    - all_layers: sum over hidden expert layers l of L(phi_l)
+    - per_expert: sum over experts of L(g_e h_e) on the last layer
+    - grad_factor: L of the last hidden layer's gradient factor (`gradient_factor`)
+    """
+    if target == "last_layer":
+        return sphere_penalty(weighted_expert_features(hidden[-1], weights))
+    if target == "all_layers":
+        return sum(sphere_penalty(weighted_expert_features(h, weights)) for h in hidden)
+    if target == "per_expert":
+        return per_expert_penalty(hidden[-1], weights)
+    if target == "grad_factor":
+        return isotropy_penalty(gradient_factor(hidden[-1], weights, head_kernel))
+    raise ValueError(f"unknown SPHERE target {target!r}")
 
 
 def gating_isotropy_penalty(weights: jax.Array) -> jax.Array:

@@ -21,6 +21,7 @@ from flax import struct
 
 import envs
 from envs.core import Env, EpisodeWrapper, PadWrapper, State, physics_unstable, training_env
+from purejaxsphere import plasticity
 from purejaxsphere import ppo as ppo_lib
 from purejaxsphere.checkpoint import Checkpoint, Position
 from purejaxsphere.config import Config, ConfigError, PPOConfig, seed_list
@@ -44,6 +45,7 @@ class TrainState:
     key: jax.Array
     learning_rate: jax.Array
     update_step: jax.Array  # PPO updates done in the current task
+    actor_init_params: PyTree  # the run's first actor initialization (L2-init's theta_0), carried across tasks
 
 
 class Networks(NamedTuple):
@@ -89,15 +91,27 @@ def init_train_state(key: jax.Array, env: Env, nets: Networks, cfg: Config) -> T
         key=key,
         learning_rate=jnp.asarray(cfg.ppo.learning_rate, jnp.float32),
         update_step=jnp.zeros((), jnp.int32),
+        actor_init_params=actor_params,
     )
 
 
 def inherit(previous: TrainState, fresh: TrainState, cfg: Config) -> TrainState:
-    """Start a new task from `fresh`, taking from `previous` what `cfg.carry` says (learning rate restarts)."""
-    carry = cfg.carry
+    """Start a new task from `fresh`, taking from `previous` what `cfg.carry` says (learning rate restarts).
+
+    Carried actor parameters go through Shrink & Perturb when configured (shrink * theta + perturb * the fresh
+    initialization); the L2-init reference stays the run's first initialization while parameters are carried.
+    """
+    carry, pla = cfg.carry, cfg.plasticity
     state = fresh
     if carry.params:
-        state = state.replace(actor_params=previous.actor_params, critic_params=previous.critic_params)
+        actor_params = previous.actor_params
+        if plasticity.uses_shrink_perturb(pla):
+            actor_params = plasticity.shrink_perturb(actor_params, fresh.actor_params, pla.shrink, pla.perturb)
+        state = state.replace(
+            actor_params=actor_params,
+            critic_params=previous.critic_params,
+            actor_init_params=previous.actor_init_params,
+        )
     if carry.optimizer:
         state = state.replace(actor_opt_state=previous.actor_opt_state, critic_opt_state=previous.critic_opt_state)
     if carry.normalizer:
@@ -168,7 +182,7 @@ def make_update_fn(env: Env, nets: Networks, cfg: Config, total_updates: int) ->
             learning_rate = ppo_lib.linear_learning_rate(ppo, state.update_step / total_updates)
         minibatch_step = lambda carry, mb: ppo_lib.minibatch_update(  # noqa: E731
             carry, mb, actor_apply=actor_apply, critic_apply=critic_apply, optimizer=nets.optimizer,
-            ppo=ppo, sphere_cfg=cfg.sphere,
+            ppo=ppo, sphere_cfg=cfg.sphere, plasticity_cfg=cfg.plasticity, reference_params=state.actor_init_params,
         )
 
         def epoch(carry: ppo_lib.UpdateState, key: jax.Array):
@@ -182,13 +196,25 @@ def make_update_fn(env: Env, nets: Networks, cfg: Config, total_updates: int) ->
             learning_rate, jnp.zeros((), bool),
         )
         end, diagnostics = jax.lax.scan(epoch, start, jax.random.split(epoch_key, ppo.update_epochs))
+        actor_params, actor_opt_state = end.actor_params, end.actor_opt_state
+        extra = {}
+        if cfg.plasticity.redo_interval > 0:
+            key, redo_key = jax.random.split(key)
+            actor_params, actor_opt_state, extra["redo_recycled_fraction"] = jax.lax.cond(
+                (state.update_step + 1) % cfg.plasticity.redo_interval == 0,
+                lambda p, o: plasticity.recycle_dormant(
+                    nets.actor, nets.optimizer, p, o, batch.obs, redo_key, cfg.plasticity.redo_tau
+                ),
+                lambda p, o: (p, o, jnp.zeros((), jnp.float32)),
+                actor_params, actor_opt_state,
+            )
         state = state.replace(
-            actor_params=end.actor_params, critic_params=end.critic_params,
-            actor_opt_state=end.actor_opt_state, critic_opt_state=end.critic_opt_state,
+            actor_params=actor_params, critic_params=end.critic_params,
+            actor_opt_state=actor_opt_state, critic_opt_state=end.critic_opt_state,
             learning_rate=end.learning_rate if ppo.lr_schedule == "adaptive" else state.learning_rate,
             update_step=state.update_step + 1, key=key,
         )
-        metrics = {name: jnp.mean(value) for name, value in diagnostics.items()}
+        metrics = {name: jnp.mean(value) for name, value in {**diagnostics, **extra}.items()}
         metrics["learning_rate_end"] = end.learning_rate
         return state, (metrics, jnp.sum(episodes, axis=0))
 
