@@ -16,7 +16,7 @@ actions x 1.7M parameters); compute is B*A jvps of the probe batch, about A/3 ti
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -129,10 +129,18 @@ def distribution_entropy(p: jax.Array) -> jax.Array:
 
 
 def spectral_diagnostics(
-    actor: Actor, actor_params: PyTree, probe_obs: jax.Array, *, entk_block_size: int = 1, dormant_tau: float = 0.0
+    actor: Actor,
+    actor_params: PyTree,
+    probe_obs: jax.Array,
+    *,
+    entk_states: Optional[int] = None,
+    entk_block_size: int = 1,
+    dormant_tau: float = 0.0,
 ) -> dict[str, jax.Array]:
     """All diagnostics of one seed's actor on a fixed probe batch [B, obs] (what the actor sees: normalized), as
-    scalars with stable keys:
+    scalars with stable keys. The eNTK uses the first `entk_states` probe states (all when None; its cost grows as
+    states^2 x actions x parameters), built `entk_block_size` states at a time (memory: that many x actions x
+    parameters floats).
 
     entk_rank              effective rank of the eNTK of the action mean ([B*A, B*A])
     gram_rank              effective rank of SPHERE's weighted expert-feature Gram A (last hidden layer)
@@ -153,7 +161,7 @@ def spectral_diagnostics(
     select = selection_load(routed)
     mean_fn = lambda params, obs: actor.apply(params, obs).mean  # noqa: E731
     diagnostics = {
-        "entk_rank": entk_effective_rank(mean_fn, actor_params, probe_obs, entk_block_size),
+        "entk_rank": entk_effective_rank(mean_fn, actor_params, probe_obs[:entk_states], entk_block_size),
         "gram_rank": weighted_feature_rank(out.features, out.weights),
         **{f"feature_rank_l{i}": layer_feature_rank(h) for i, h in enumerate(out.hidden)},
         "dormant_ratio": dormant_ratio(out.hidden, dormant_tau),
