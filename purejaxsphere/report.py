@@ -210,9 +210,9 @@ def summary_markdown(groups: Sequence[GroupReport], names: Sequence[str], refere
     parts.append("Runs: " + "; ".join(f"`{g.label}`: " + ", ".join(str(r.path) for r in g.runs) for g in groups))
     if references:
         parts.append("Forward-transfer references (protocol=rl): " + ", ".join(str(r.path) for r in references))
-    parts += ["", "Mean ± std over seeds [95% bootstrap CI of the mean: 10,000 resamples of the seeds, "
-              "NumPy default_rng(0)]; n/a: undefined (e.g. no task with a success criterion). Definitions: "
-              "docs/experiments.md.", "", "## Continual-learning metrics", ""]
+    note = ("Mean ± std over seeds [95% bootstrap CI of the mean: 10,000 resamples of the seeds, NumPy "
+            "default_rng(0)]; n/a: undefined (e.g. no task with a success criterion). Definitions: docs/experiments.md.")
+    parts += ["", note, "", "## Continual-learning metrics", ""]
     header = ["algorithm", "seeds"] + [METRICS[n][0] for n in names]
     rows = [[g.label, ", ".join(g.seed_ids())] + [format_summary(g.summary(n)) for n in names] for g in groups]
     parts += [markdown_table(header, rows), "", "## Per seed", ""]
