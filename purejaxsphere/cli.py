@@ -215,16 +215,43 @@ def train(overrides: list[str]) -> int:
     return 0
 
 
+def report(run_args: Sequence[str], out: str, references: Sequence[str]) -> int:
+    from purejaxsphere.report import make_report, split_label
+
+    labelled = [split_label(arg) for arg in run_args]
+    written = make_report([path for _, path in labelled], out, references, [label for label, _ in labelled])
+    print(f"purejaxsphere report: wrote {len(written)} files to {out}: " + ", ".join(p.name for p in written))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="purejaxsphere", description=__doc__.splitlines()[0])
     parser.add_argument("--traceback", action="store_true", help="show Python tracebacks for errors")
     commands = parser.add_subparsers(dest="command", required=True)
     train_parser = commands.add_parser("train", help="train a task sequence (Hydra overrides: key=value)")
     train_parser.add_argument("overrides", nargs="*", help="e.g. seeds=5 algo=moe_topk_sphere benchmark=smoke")
+    report_parser = commands.add_parser(
+        "report", help="tables and plots comparing runs, grouped by algorithm (config.yaml's algo or LABEL=RUN_DIR)"
+    )
+    report_parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or LABEL=RUN_DIR")
+    report_parser.add_argument("--out", default="report", help="output folder (default: ./report)")
+    report_parser.add_argument(
+        "--reference", nargs="+", action="extend", default=[], metavar="RL_RUN_DIR",
+        help="runs trained with protocol=rl on the same tasks: single-task references for forward transfer",
+    )
     args = parser.parse_args(argv)
+    from purejaxsphere.report import ReportError
+
     try:
         if args.command == "train":
             return train(args.overrides)
+        if args.command == "report":
+            return report(args.runs, args.out, args.reference)
+    except ReportError as error:
+        if args.traceback:
+            raise
+        print(f"purejaxsphere: report error: {error}", file=sys.stderr)
+        return 2
     except ConfigError as error:
         if args.traceback:
             raise

@@ -1,0 +1,490 @@
+"""`purejaxsphere report RUN_DIR [RUN_DIR ...]`: paper-style tables (markdown, CSV) and PNG plots comparing algorithms.
+
+Runs are grouped by their config's `algo` (or a label given as LABEL=RUN_DIR); every seed of every run in a group is
+one sample. The metrics and their definitions are in purejaxsphere/continual.py and docs/experiments.md.
+
+Writes into the output folder:
+  summary.md      the tables below in markdown, with the bootstrap note
+  summary.csv     per algorithm: mean, std, 95% CI and per-seed values of every metric
+  per_seed.csv    per algorithm, run and seed: every metric
+  per_task.csv    per algorithm and task: final score, forgetting, AUC, forward transfer (mean and std over seeds)
+  curves.png      evaluation success and return across the sequence (x = total env steps, task boundaries)
+  eval_matrix.png mean evaluation matrix per algorithm (success, when any task has it, and return)
+  ranks.png       eNTK and Gram effective ranks over training and against each other (when logged)
+  routing_load.png per-expert routing load over training (when logged)
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import yaml
+
+from purejaxsphere import continual
+from purejaxsphere.continual import EvalMatrix, Summary
+
+DPI = 100
+CURVES_SIZE = (12.0, 4.5)  # inches; PNG = size x DPI pixels
+RANKS_SIZE = (15.0, 4.5)
+PANEL_SIZE = (4.5, 4.0)  # eval matrix and routing load: one panel per algorithm (and per metric row)
+
+METRICS = {  # name -> (column title, True if it needs reference runs)
+    "final_success": ("final avg. success", False),
+    "final_return": ("final avg. return", False),
+    "forgetting_success": ("forgetting (success)", False),
+    "forgetting_return": ("forgetting (return)", False),
+    "forward_transfer": ("forward transfer (success)", True),
+    "auc_success": ("AUC success", False),
+    "auc_return": ("AUC return", False),
+}
+
+
+class ReportError(ValueError):
+    """A run directory or reference that cannot be reported; the message says which and why."""
+
+
+@dataclass
+class Run:
+    path: Path
+    label: str
+    config: dict[str, Any]
+    rows: list[dict[str, Any]]
+    matrix: EvalMatrix
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def split_label(arg: str) -> tuple[Optional[str], Path]:
+    """"LABEL=RUN_DIR" -> (LABEL, RUN_DIR); a plain (or existing) path -> (None, path)."""
+    if "=" in arg and not Path(arg).exists():
+        label, path = arg.split("=", 1)
+        return label, Path(path)
+    return None, Path(arg)
+
+
+def load_run(path: str | Path, label: Optional[str] = None) -> Run:
+    """Read config.yaml, metrics.jsonl and eval_matrix.json of a finished run directory."""
+    from purejaxsphere.logging import read_metrics
+
+    path = Path(path)
+    for name in ("config.yaml", "metrics.jsonl", "eval_matrix.json"):
+        if not (path / name).is_file():
+            raise ReportError(f"{path}: no {name} (not a run directory, or the run has not finished)")
+    config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+    return Run(path, label or str(config.get("algo", path.name)), config, read_metrics(path),
+               continual.load_eval_matrix(path))
+
+
+def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs by label, in the order labels first appear; a group's runs must share the task sequence."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.label, []).append(run)
+    for label, members in groups.items():
+        if any(r.matrix.tasks != members[0].matrix.tasks for r in members):
+            raise ReportError(f"{label}: runs {[r.name for r in members]} train different task sequences")
+    return groups
+
+
+def reference_task_aucs(references: Sequence[Run]) -> dict[str, float]:
+    """AUC^b of the success curve per task name, pooled over the reference runs (each must use protocol=rl)."""
+    curves = []
+    for ref in references:
+        if ref.config.get("protocol") != "rl":
+            raise ReportError(f"{ref.path}: a forward-transfer reference must be trained with protocol=rl "
+                              f"(single task from scratch), found protocol={ref.config.get('protocol')!r}")
+        curves += continual.task_curves(ref.rows, "eval_success", ref.matrix.seeds)
+    return continual.reference_aucs(curves)
+
+
+@dataclass
+class SeedScores:
+    """Every metric of one seed of one run; per_task holds [N] arrays (final scores, forgetting, AUC, FT)."""
+
+    run: str
+    seed: int
+    values: dict[str, float]
+    per_task: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def seed_scores(run: Run, reference_auc: Optional[dict[str, float]]) -> list[SeedScores]:
+    """The metrics of every seed of a run (forward transfer only when reference AUCs are given)."""
+    m = run.matrix
+    success_curves = continual.task_curves(run.rows, "eval_success", m.seeds)
+    return_curves = continual.task_curves(run.rows, "eval_return", m.seeds)
+    task_auc_success = np.stack([continual.curve_auc(c) for c in success_curves])  # [N, S]
+    per_metric = {
+        "final_success": continual.final_average(m.success),
+        "final_return": continual.final_average(m.ret),
+        "forgetting_success": continual.average_forgetting(m.success),
+        "forgetting_return": continual.average_forgetting(m.ret),
+        "auc_success": continual.sequence_auc(success_curves),
+        "auc_return": continual.sequence_auc(return_curves),
+    }
+    per_task = {
+        "final_success": m.success[-1], "final_return": m.ret[-1],
+        "forgetting_success": continual.forgetting(m.success), "forgetting_return": continual.forgetting(m.ret),
+        "auc_success": task_auc_success,
+    }
+    if reference_auc is not None:
+        ref = np.array([reference_auc.get(task, np.nan) for task in m.tasks])
+        ft = continual.forward_transfer(task_auc_success, ref)
+        per_metric["forward_transfer"] = continual.nanmean(ft, axis=0)
+        per_task["forward_transfer"] = ft
+    return [
+        SeedScores(run.name, seed, {k: float(v[s]) for k, v in per_metric.items()},
+                   {k: v[:, s] for k, v in per_task.items()})
+        for s, seed in enumerate(m.seeds)
+    ]
+
+
+@dataclass
+class GroupReport:
+    label: str
+    runs: list[Run]
+    seeds: list[SeedScores]
+
+    def summary(self, metric: str) -> Summary:
+        return continual.summarize([s.values[metric] for s in self.seeds])
+
+    def seed_ids(self) -> list[str]:
+        many_runs = len(self.runs) > 1
+        return [f"{s.run}:{s.seed}" if many_runs else str(s.seed) for s in self.seeds]
+
+
+def metric_names(with_references: bool) -> list[str]:
+    return [name for name, (_, needs_ref) in METRICS.items() if with_references or not needs_ref]
+
+
+def format_number(x: float) -> str:
+    if not math.isfinite(x):
+        return "n/a"
+    return f"{x:.1f}" if abs(x) >= 100 else f"{x:.3f}"
+
+
+def format_summary(s: Summary) -> str:
+    if not math.isfinite(s.mean):
+        return "n/a"
+    return f"{format_number(s.mean)} ± {format_number(s.std)} [{format_number(s.ci_low)}, {format_number(s.ci_high)}]"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def short_task(task: str) -> str:
+    return task.rsplit("/", 1)[-1]
+
+
+def per_task_rows(group: GroupReport, names: Sequence[str]) -> list[dict[str, Any]]:
+    """Per task of the group's sequence: mean and std over seeds of every per-task metric."""
+    tasks = group.runs[0].matrix.tasks
+    rows = []
+    for j, task in enumerate(tasks):
+        row: dict[str, Any] = {"algorithm": group.label, "task_index": j, "task": task}
+        for name in names:
+            if name not in group.seeds[0].per_task:
+                continue
+            s = continual.summarize([seed.per_task[name][j] for seed in group.seeds])
+            row[f"{name}_mean"], row[f"{name}_std"] = s.mean, s.std
+        rows.append(row)
+    return rows
+
+
+PER_TASK_METRICS = ["final_success", "final_return", "forgetting_success", "forgetting_return", "auc_success",
+                    "forward_transfer"]
+
+
+def summary_markdown(groups: Sequence[GroupReport], names: Sequence[str], references: Sequence[Run]) -> str:
+    parts = ["# purejaxsphere report", ""]
+    parts.append("Runs: " + "; ".join(f"`{g.label}`: " + ", ".join(str(r.path) for r in g.runs) for g in groups))
+    if references:
+        parts.append("Forward-transfer references (protocol=rl): " + ", ".join(str(r.path) for r in references))
+    note = ("Mean ± std over seeds [95% bootstrap CI of the mean: 10,000 resamples of the seeds, NumPy "
+            "default_rng(0)]; n/a: undefined (e.g. no task with a success criterion). Definitions: docs/experiments.md.")
+    parts += ["", note, "", "## Continual-learning metrics", ""]
+    header = ["algorithm", "seeds"] + [METRICS[n][0] for n in names]
+    rows = [[g.label, ", ".join(g.seed_ids())] + [format_summary(g.summary(n)) for n in names] for g in groups]
+    parts += [markdown_table(header, rows), "", "## Per seed", ""]
+    header = ["algorithm", "run", "seed"] + [METRICS[n][0] for n in names]
+    rows = [[g.label, s.run, str(s.seed)] + [format_number(s.values[n]) for n in names] for g in groups for s in g.seeds]
+    parts += [markdown_table(header, rows), "", "## Per task (mean ± std over seeds)", ""]
+    task_names = [n for n in PER_TASK_METRICS if n in names]
+    header = ["algorithm", "task"] + [METRICS[n][0].replace("avg. ", "") for n in task_names]
+    rows = []
+    for g in groups:
+        for row in per_task_rows(g, task_names):
+            cells = [f"{format_number(row[f'{n}_mean'])} ± {format_number(row[f'{n}_std'])}"
+                     if math.isfinite(row[f"{n}_mean"]) else "n/a" for n in task_names]
+            rows.append([g.label, row["task"]] + cells)
+    parts += [markdown_table(header, rows), ""]
+    return "\n".join(parts)
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()})
+
+
+def summary_csv_rows(groups: Sequence[GroupReport], names: Sequence[str]) -> list[dict[str, Any]]:
+    rows = []
+    for g in groups:
+        row: dict[str, Any] = {"algorithm": g.label, "n_seeds": len(g.seeds), "seeds": ";".join(g.seed_ids())}
+        for n in names:
+            s = g.summary(n)
+            row.update({f"{n}_mean": s.mean, f"{n}_std": s.std, f"{n}_ci_low": s.ci_low, f"{n}_ci_high": s.ci_high,
+                        f"{n}_values": ";".join(repr(v) if math.isfinite(v) else "" for v in s.values)})
+        rows.append(row)
+    return rows
+
+
+# ---- plots ------------------------------------------------------------------------------------------------------
+
+def pyplot():
+    """matplotlib.pyplot with the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def group_curve(runs: Sequence[Run], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(total env steps, mean, std) over every seed of the runs of `key` per metrics row; NaN values ignored."""
+    points: dict[float, list[float]] = {}
+    for run in runs:
+        for row in run.rows:
+            value = row.get(key)
+            if value is not None and math.isfinite(value):
+                points.setdefault(row["total_env_steps"], []).append(float(value))
+    steps = np.array(sorted(points), dtype=float)
+    values = [np.array(points[s]) for s in sorted(points)]
+    return steps, np.array([v.mean() for v in values]), np.array([v.std() for v in values])
+
+
+def task_boundaries(run: Run) -> list[tuple[str, float, float]]:
+    """(task, first, last total env step) of each task of a run's sequence, from its metrics rows."""
+    spans: dict[int, list[Any]] = {}
+    for row in run.rows:
+        span = spans.setdefault(row["task_index"], [row["task"], math.inf, -math.inf])
+        span[1] = min(span[1], row["total_env_steps"] - row["env_steps"])
+        span[2] = max(span[2], row["total_env_steps"])
+    return [(spans[i][0], spans[i][1], spans[i][2]) for i in sorted(spans)]
+
+
+def mark_tasks(ax: Any, boundaries: Sequence[tuple[str, float, float]]) -> None:
+    """Dashed lines at task starts and the task names above the axes; x spans the whole sequence."""
+    ax.set_xlim(0.0, boundaries[-1][2])
+    for i, (task, start, end) in enumerate(boundaries):
+        if i > 0:
+            ax.axvline(start, color="0.5", linestyle="--", linewidth=0.8)
+        ax.text((start + end) / 2, 1.0, short_task(task), transform=ax.get_xaxis_transform(), ha="center",
+                va="bottom", fontsize=8, color="0.3")
+
+
+def plot_band(
+    ax: Any, curve: tuple[np.ndarray, np.ndarray, np.ndarray], color: str, label: str,
+    boundaries: Sequence[tuple[str, float, float]],
+) -> bool:
+    """Mean line and +-std band of a (steps, mean, std) curve, broken at task starts so no line joins two tasks;
+    False when the curve is empty."""
+    steps, mean, std = curve
+    if not steps.size:
+        return False
+    starts = np.array([start for _, start, _ in boundaries[1:]], dtype=float)
+    at = np.searchsorted(steps, starts, side="right")
+    steps, mean, std = (np.insert(x.astype(float), at, np.nan) for x in (steps, mean, std))
+    steps[at + np.arange(len(at))] = starts
+    ax.plot(steps, mean, color=color, label=label)
+    ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+    return True
+
+
+def plot_curves(groups: Sequence[GroupReport], path: Path) -> None:
+    """Evaluation success and return across the sequence, mean ± std over seeds, task boundaries dashed."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=CURVES_SIZE, dpi=DPI, layout="constrained")
+    boundaries = task_boundaries(groups[0].runs[0])
+    for ax, key, title in ((axes[0], "eval_success", "evaluation success"), (axes[1], "eval_return", "evaluation return")):
+        plotted = False
+        for i, g in enumerate(groups):
+            plotted |= plot_band(ax, group_curve(g.runs, key), f"C{i}", g.label, boundaries)
+        if not plotted:
+            ax.text(0.5, 0.5, "no task with a success criterion", transform=ax.transAxes, ha="center", va="center")
+        else:
+            ax.legend(loc="best", fontsize=8)
+        mark_tasks(ax, boundaries)
+        ax.set_xlabel("total env steps")
+        ax.set_ylabel(title)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def column_scaled(matrix: np.ndarray) -> np.ndarray:
+    """Each column (evaluated task) mapped to [0, 1] by its own min and max (0.5 where they coincide): returns of
+    different tasks have different scales."""
+    low, high = np.nanmin(matrix, axis=0), np.nanmax(matrix, axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    return np.where(high > low, (matrix - low) / span, 0.5)
+
+
+def matrix_panel(ax: Any, matrix: np.ndarray, tasks: Sequence[str], title: str, bounded: bool) -> None:
+    """One evaluation-matrix heatmap: rows = after training task i, columns = evaluated task j. Success is coloured
+    on [0, 1] with a colour bar; returns per evaluated task (column) from its lowest to its highest value."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        colour = matrix if bounded else column_scaled(matrix)
+    image = ax.imshow(np.ma.masked_invalid(colour), cmap="viridis", vmin=0.0, vmax=1.0)
+    if bounded:
+        ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    else:
+        title += " (colour: per-task range)"
+    labels = [short_task(t) for t in tasks]
+    ax.set_xticks(range(len(tasks)), labels, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(tasks)), labels, fontsize=7)
+    ax.set_xlabel("evaluated task")
+    ax.set_ylabel("after training")
+    ax.set_title(title, fontsize=9)
+    if len(tasks) <= 12:
+        for (i, j), value in np.ndenumerate(matrix):
+            if math.isfinite(value):
+                ax.text(j, i, format_number(value), ha="center", va="center", fontsize=7,
+                        color="k" if colour[i, j] > 0.6 else "w")
+
+
+def eval_matrix_figsize(n_groups: int, n_rows: int) -> tuple[float, float]:
+    return (PANEL_SIZE[0] * n_groups, PANEL_SIZE[1] * n_rows)
+
+
+def plot_eval_matrices(groups: Sequence[GroupReport], path: Path) -> None:
+    """Mean over seeds of each algorithm's evaluation matrix: success (when any task has it) and return."""
+    plt = pyplot()
+    rows = [("success", lambda m: m.success, True), ("return", lambda m: m.ret, False)]
+    rows = [r for r in rows if any(np.isfinite(r[1](run.matrix)).any() for g in groups for run in g.runs)]
+    fig, axes = plt.subplots(len(rows), len(groups), figsize=eval_matrix_figsize(len(groups), len(rows)), dpi=DPI,
+                             squeeze=False, layout="constrained")
+    for r, (name, pick, bounded) in enumerate(rows):
+        for c, g in enumerate(groups):
+            stacked = np.concatenate([pick(run.matrix) for run in g.runs], axis=-1)
+            matrix_panel(axes[r, c], continual.nanmean(stacked, axis=-1), g.runs[0].matrix.tasks,
+                         f"{g.label}: {name}", bounded)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def has_keys(groups: Sequence[GroupReport], keys: Sequence[str]) -> bool:
+    return any(all(row.get(k) is not None for k in keys) for g in groups for run in g.runs for row in run.rows)
+
+
+def plot_ranks(groups: Sequence[GroupReport], path: Path) -> None:
+    """eNTK and Gram effective ranks over training (mean ± std over seeds) and Gram vs eNTK per chunk and seed,
+    with the Pearson correlation per algorithm: do the two track each other?"""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=RANKS_SIZE, dpi=DPI, layout="constrained")
+    boundaries = task_boundaries(groups[0].runs[0])
+    for i, g in enumerate(groups):
+        for ax, key in ((axes[0], "entk_rank"), (axes[1], "gram_rank")):
+            plot_band(ax, group_curve(g.runs, key), f"C{i}", g.label, boundaries)
+        pairs = np.array([(row["entk_rank"], row["gram_rank"]) for run in g.runs for row in run.rows
+                          if row.get("entk_rank") is not None and row.get("gram_rank") is not None])
+        if len(pairs):
+            r = np.corrcoef(pairs.T)[0, 1] if len(pairs) > 2 and pairs.std(axis=0).min() > 0 else float("nan")
+            axes[2].scatter(pairs[:, 0], pairs[:, 1], s=10, color=f"C{i}", alpha=0.7,
+                            label=f"{g.label} (Pearson r = {format_number(r)})")
+    for ax, title in ((axes[0], "eNTK effective rank"), (axes[1], "Gram (A) effective rank")):
+        mark_tasks(ax, boundaries)
+        ax.set_xlabel("total env steps")
+        ax.set_ylabel(title)
+        ax.legend(loc="best", fontsize=8)
+    axes[2].set_xlabel("eNTK effective rank")
+    axes[2].set_ylabel("Gram (A) effective rank")
+    axes[2].legend(loc="best", fontsize=8)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def load_keys(run: Run) -> list[str]:
+    """routing_load_e0, e1, ... present in the run's metrics rows, in expert order."""
+    keys = {k for row in run.rows for k in row if k.startswith("routing_load_e")}
+    return sorted(keys, key=lambda k: int(k.removeprefix("routing_load_e")))
+
+
+def plot_routing_load(groups: Sequence[GroupReport], path: Path) -> None:
+    """Per algorithm with more than one routed expert: the fraction of routing weight per expert over training
+    (mean over seeds), stacked."""
+    plt = pyplot()
+    routed = [g for g in groups if len(load_keys(g.runs[0])) > 1]
+    fig, axes = plt.subplots(1, len(routed), figsize=eval_matrix_figsize(len(routed), 1), dpi=DPI, squeeze=False,
+                             layout="constrained")
+    for ax, g in zip(axes[0], routed):
+        keys = load_keys(g.runs[0])
+        curves = [group_curve(g.runs, k) for k in keys]
+        ax.stackplot(curves[0][0], *[mean for _, mean, _ in curves], labels=[f"e{i}" for i in range(len(keys))])
+        mark_tasks(ax, task_boundaries(g.runs[0]))
+        ax.set_ylim(0.0, 1.0)
+        ax.set_xlabel("total env steps")
+        ax.set_ylabel("routing load (fraction of weight)")
+        ax.set_title(g.label, fontsize=9, pad=14)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+# ---- driver -----------------------------------------------------------------------------------------------------
+
+def make_report(
+    run_dirs: Sequence[str | Path],
+    out: str | Path,
+    references: Sequence[str | Path] = (),
+    labels: Optional[Sequence[Optional[str]]] = None,
+) -> list[Path]:
+    """Load the runs (grouped by label, default config.yaml's algo), compute the metrics, write tables and plots
+    into `out`; returns the files written."""
+    if not run_dirs:
+        raise ReportError("no run directories given")
+    labels = list(labels) if labels is not None else [None] * len(run_dirs)
+    runs = [load_run(path, label) for path, label in zip(run_dirs, labels)]
+    reference_runs = [load_run(path) for path in references]
+    reference_auc = reference_task_aucs(reference_runs) if reference_runs else None
+    groups = [GroupReport(label, members, [s for run in members for s in seed_scores(run, reference_auc)])
+              for label, members in group_runs(runs).items()]
+    names = metric_names(bool(reference_runs))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def emit(name: str, write: Callable[[Path], None]) -> None:
+        write(out / name)
+        written.append(out / name)
+
+    emit("summary.md", lambda p: p.write_text(summary_markdown(groups, names, reference_runs)))
+    emit("summary.csv", lambda p: write_csv(p, summary_csv_rows(groups, names)))
+    emit("per_seed.csv", lambda p: write_csv(p, [
+        {"algorithm": g.label, "run": s.run, "seed": s.seed, **{n: s.values[n] for n in names}}
+        for g in groups for s in g.seeds]))
+    emit("per_task.csv", lambda p: write_csv(p, [
+        row for g in groups for row in per_task_rows(g, [n for n in PER_TASK_METRICS if n in names])]))
+    emit("curves.png", lambda p: plot_curves(groups, p))
+    emit("eval_matrix.png", lambda p: plot_eval_matrices(groups, p))
+    if has_keys(groups, ["entk_rank", "gram_rank"]):
+        emit("ranks.png", lambda p: plot_ranks(groups, p))
+    if any(len(load_keys(g.runs[0])) > 1 for g in groups):
+        emit("routing_load.png", lambda p: plot_routing_load(groups, p))
+    return written
