@@ -64,6 +64,19 @@ def summary_payload(result: Any, has_success: Sequence[bool]) -> dict[str, Any]:
     return out
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """XLA's allocation failures (compile or run time), on any backend."""
+    text = f"{type(error).__name__}: {error}"
+    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or isinstance(error, MemoryError)
+
+
+def out_of_memory_message(cfg: Config) -> str:
+    seeds = cfg.seeds if isinstance(cfg.seeds, int) else len(cfg.seeds)
+    return (f"out of memory with num_envs={cfg.num_envs} x {seeds} seeds (and minibatch {cfg.ppo.minibatch_size}): "
+            f"try a smaller num_envs (e.g. num_envs={max(1, cfg.num_envs // 2)}), fewer seeds per run, or a smaller "
+            "diagnostics.entk_states; checkpoints written so far are kept (resume=RUN_DIR)")
+
+
 class StopFlag:
     """SIGINT/SIGTERM handler: the first signal asks training to stop after the current chunk (which is then
     checkpointed and logged); a second SIGINT interrupts at once."""
@@ -188,13 +201,17 @@ def train(overrides: list[str]) -> int:
             result = trainer(logger=log, progress=progress, resume=restored, on_chunk_end=on_chunk_end,
                              stop_requested=stop, warn=say)
     except NumericalFault as fault:
-        bar.close()
-        writer.close()
         trackers.finish()
         last = ckpt.latest_good_checkpoint(run_dir, warn=say)
         kept = f"last good checkpoint {last.name}" if last else "no checkpoint yet"
         say(f"numerical fault: {fault}; stopped ({kept}; fault.on_nan=drop_seed continues without the seed)")
         return 3
+    except Exception as error:  # noqa: BLE001 - only out-of-memory is turned into a message
+        if not is_out_of_memory(error):
+            raise
+        trackers.finish()
+        say(out_of_memory_message(cfg))
+        return 4
     finally:
         bar.close()
         writer.close()

@@ -119,6 +119,16 @@ class EvalConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    """Spectral diagnostics after every chunk on a fixed probe batch (purejaxsphere/metrics.py)."""
+
+    enabled: bool = True
+    probe_states: int = 32  # probe batch: states of a fixed-key random-action rollout of the task
+    entk_states: int = 16  # the eNTK uses the first entk_states probe states (cost ~ states^2 x actions x params)
+    dormant_tau: float = 0.0  # ReDo's tau for the dormant-neuron ratio
+
+
+@dataclass
 class WandbConfig:
     mode: str = "offline"  # disabled | offline | online; the WANDB_MODE environment variable wins when set
     project: str = "purejaxsphere"
@@ -162,6 +172,7 @@ class Config:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     carry: CarryConfig = field(default_factory=CarryConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
     tensorboard: bool = False  # also write TensorBoard event files under RUN_DIR/tensorboard
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -377,6 +388,13 @@ def validate(cfg: Config) -> None:
     )
     _require(cfg.eval.interval > 0, f"eval.interval: must be positive, got {cfg.eval.interval}")
     _require(cfg.eval.episodes > 0, f"eval.episodes: must be positive, got {cfg.eval.episodes}")
+    diag = cfg.diagnostics
+    _require(diag.probe_states > 0, f"diagnostics.probe_states: must be positive, got {diag.probe_states}")
+    _require(
+        0 < diag.entk_states <= diag.probe_states,
+        f"diagnostics.entk_states: must be in 1..diagnostics.probe_states ({diag.probe_states}), got {diag.entk_states}",
+    )
+    _require(diag.dormant_tau >= 0, f"diagnostics.dormant_tau: must be >= 0, got {diag.dormant_tau}")
     _require(cfg.checkpoint.every > 0, f"checkpoint.every: must be positive, got {cfg.checkpoint.every}")
     _require(cfg.checkpoint.keep_last >= 1, f"checkpoint.keep_last: must be >= 1, got {cfg.checkpoint.keep_last}")
     _require_choice("fault.on_nan", cfg.fault.on_nan, ("stop", "drop_seed"))

@@ -21,6 +21,7 @@ from flax import struct
 
 import envs
 from envs.core import Env, EpisodeWrapper, PadWrapper, State, physics_unstable, training_env
+from purejaxsphere import metrics as metrics_lib
 from purejaxsphere import plasticity
 from purejaxsphere import ppo as ppo_lib
 from purejaxsphere.checkpoint import Checkpoint, Position
@@ -238,6 +239,24 @@ def fault_flags(metrics: dict[str, jax.Array], state: TrainState, nonfinite_obs:
 
 
 FAULT_KEYS = ("fault_loss", "fault_grad", "fault_params", "fault_obs")
+PROBE_STEPS = 16
+PROBE_KEY = 20_261_129  # fixed: the probe batch is the same at every chunk, for every seed and algorithm
+
+
+def probe_observations(env: Env, n_states: int) -> jax.Array:
+    """A fixed probe batch [n_states, obs] of raw observations for the diagnostics: `n_states` envs reset from a
+    fixed key and driven by uniform random actions; env i contributes its observation after i mod 16 steps, so the
+    batch spans the start of an episode rather than only reset states."""
+    reset_key, action_key = jax.random.split(jax.random.PRNGKey(PROBE_KEY))
+    state = jax.vmap(env.reset)(jax.random.split(reset_key, n_states))
+
+    def step(state: State, key: jax.Array):
+        action = jax.random.uniform(key, (n_states, env.action_size), minval=-1.0, maxval=1.0)
+        state = jax.vmap(env.step)(state, action)
+        return state, state.obs
+
+    _, trajectory = jax.lax.scan(step, state, jax.random.split(action_key, PROBE_STEPS))  # [steps, n, obs]
+    return trajectory[jnp.arange(n_states) % PROBE_STEPS, jnp.arange(n_states)]
 
 
 def make_chunk_fn(env: Env, nets: Networks, cfg: Config, updates_per_chunk: int, total_updates: int) -> Callable:
@@ -257,6 +276,12 @@ def make_chunk_fn(env: Env, nets: Networks, cfg: Config, updates_per_chunk: int,
         summary.update(fault_flags(metrics, state, nonfinite_obs))
         # Envs reset after a physics blow-up during this chunk (envs.core.AutoResetWrapper); training goes on.
         summary["physics_resets"] = (jnp.sum(state.env_state.info["physics_resets"]) - resets_before).astype(jnp.float32)
+        if cfg.diagnostics.enabled:
+            diag = cfg.diagnostics
+            probe = policy_obs(cfg.ppo, state.obs_stats, probe_observations(env, diag.probe_states))
+            summary.update(metrics_lib.spectral_diagnostics(
+                nets.actor, state.actor_params, probe, entk_states=diag.entk_states, dormant_tau=diag.dormant_tau
+            ))
         summary["train_episodes"] = count
         summary["train_return"] = jnp.where(count > 0, return_sum / jnp.maximum(count, 1.0), jnp.nan)
         summary["train_success"] = jnp.where(count > 0, success_sum / jnp.maximum(count, 1.0), jnp.nan)

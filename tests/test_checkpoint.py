@@ -186,3 +186,15 @@ def test_injected_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path,
     assert "last good checkpoint t000_c00001" in err
     assert [p.name for p in ckpt.list_checkpoints(run_dir)] == ["t000_c00001"]
     assert jax.tree.leaves(read_metrics(run_dir))  # the good chunk's rows are on disk
+
+
+def test_out_of_memory_gives_a_message_suggesting_smaller_batches(tmp_path, monkeypatch, capsys):
+    from purejaxsphere import train
+
+    def exhausted(self, task_index, state):
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 12.00GiB")
+
+    monkeypatch.setattr(train.Trainer, "compiled_chunk", exhausted)
+    assert main(["train", *TINY_RUN, f"run_dir={tmp_path / 'oom'}"]) == 4
+    err = capsys.readouterr().err
+    assert "out of memory with num_envs=4 x 2 seeds" in err and "num_envs=2" in err

@@ -57,6 +57,15 @@ def test_metrics_rows_per_seed_and_chunk(three_seed_run):
                 "eval_return", "steps_per_s", "approx_kl"):
         assert np.isfinite(row[key]), key
     assert row["env_steps"] == 64 and row["sphere_coef"] > 0  # default algo is SPHERE loss mode
+    # Spectral diagnostics on the probe batch: ranks within [1, dimension], loads a distribution over 3 experts.
+    for seed_row in rows:
+        assert 1.0 <= seed_row["entk_rank"] <= 16 * 2  # entk_states x action size
+        assert 1.0 <= seed_row["gram_rank"] <= 3 * 16  # experts x last hidden width
+        assert 0.0 <= seed_row["dormant_ratio"] <= 1.0
+        loads = [seed_row[f"routing_load_e{e}"] for e in range(3)]
+        assert min(loads) >= 0 and abs(sum(loads) - 1.0) < 1e-5
+        assert all(seed_row[key] == 0.0 for key in ("fault_loss", "fault_grad", "fault_params", "fault_obs"))
+    assert rows[0]["entk_rank"] != rows[1]["entk_rank"]  # per seed, not a constant
     # An MJX state (a Brax mjx.Data with solver and contact fields) is never taken for a physics blow-up.
     assert not np.any(np.asarray(three_seed_run.state.env_state.info["physics_resets"]))
 
@@ -69,7 +78,7 @@ def two_task_trainer():
 def _state_after_first_task(trainer):
     programs = trainer.programs(0)
     state = programs.init(trainer.task_keys(0))
-    state, _ = programs.chunk(state)
+    state, _ = programs.chunk(state, trainer.fault_vector(0, 0))
     return state
 
 
