@@ -2,7 +2,7 @@
 
 Layout: RUN_DIR/checkpoints/t<task>_c<chunks done>/ holding `state/` (the orbax PyTree of the TrainState with its
 leading seed axis: params, optimizer states, normalizer, env states, keys, counters), `meta.json` (the position in
-the sequence, the evaluation matrix so far, dropped seeds) and `manifest.json` (SHA-256 of every other file).
+the sequence, the evaluation matrix so far, dropped members) and `manifest.json` (SHA-256 of every other file).
 
 A checkpoint is written into a hidden temporary directory and renamed into place only once complete, with the
 manifest written last; so a crash, a full disk or a kill while saving never touches the previous checkpoints, and a
@@ -47,7 +47,7 @@ class Checkpoint:
     state: Any  # TrainState with a leading seed axis (NumPy leaves)
     eval_return: np.ndarray  # [task, task, seed], NaN where not yet evaluated
     eval_success: np.ndarray
-    dropped_seeds: list[int] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)  # members (indices on the vmap axis) dropped after a fault
     task_final: bool = False  # the last chunk of its task (kept forever)
     path: Optional[Path] = None
 
@@ -88,7 +88,7 @@ def save_checkpoint(run_dir: str | Path, checkpoint: Checkpoint) -> Path:
             "task_index": checkpoint.position.task_index,
             "chunks_done": checkpoint.position.chunks_done,
             "task_final": checkpoint.task_final,
-            "dropped_seeds": checkpoint.dropped_seeds,
+            "dropped": checkpoint.dropped,
             "eval_return": checkpoint.eval_return,
             "eval_success": checkpoint.eval_success,
         }
@@ -165,7 +165,7 @@ def load_checkpoint(path: Path, target: Any) -> Checkpoint:
         state=state,
         eval_return=_nan_array(meta["eval_return"]),
         eval_success=_nan_array(meta["eval_success"]),
-        dropped_seeds=list(meta["dropped_seeds"]),
+        dropped=list(meta["dropped"]),
         task_final=bool(meta["task_final"]),
         path=path,
     )

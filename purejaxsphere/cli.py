@@ -39,9 +39,17 @@ def eval_matrix_payload(result: Any, has_success: Sequence[bool]) -> dict[str, A
         "tasks": result.tasks,
         "seeds": result.seeds,
         "layout": "[trained task i][evaluated task j][seed]; null where j > i or undefined",
+        **sweep_payload(result),
         "return": result.eval_return,
         "success": success,
     }
+
+
+def sweep_payload(result: Any) -> dict[str, Any]:
+    """With a sweep, the members of the seed axis are (value, seed) pairs: name the value of each."""
+    if not any(v is not None for v in result.sweep_values):
+        return {}
+    return {"sweep_key": result.sweep_key, "sweep_values": result.sweep_values}
 
 
 def summary_payload(result: Any, has_success: Sequence[bool]) -> dict[str, Any]:
@@ -50,10 +58,11 @@ def summary_payload(result: Any, has_success: Sequence[bool]) -> dict[str, Any]:
     import numpy as np
 
     final_return = result.eval_return[-1]  # [task, seed]
-    live = np.array([seed not in result.dropped_seeds for seed in result.seeds])
+    live = np.array([m not in result.dropped for m in range(len(result.seeds))])
     out: dict[str, Any] = {
         "seeds": result.seeds,
         "dropped_seeds": result.dropped_seeds,
+        **sweep_payload(result),
         "final_average_return": np.mean(final_return, axis=0),
         "final_average_return_mean": float(np.mean(final_return[:, live])) if live.any() else None,
     }

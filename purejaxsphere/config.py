@@ -135,6 +135,22 @@ class WandbConfig:
     entity: Optional[str] = None
 
 
+# Float hyperparameters that only enter the compiled update arithmetically, so a list of values runs as one more
+# vmap axis of the same program (`sweep.key=sphere.ratio sweep.values=[0.01,0.05,0.1]`).
+SWEEPABLE = (
+    "sphere.ratio", "ppo.learning_rate", "ppo.ent_coef", "ppo.clip_eps", "ppo.vf_coef", "ppo.target_kl",
+    "ppo.gae_lambda",
+)
+
+
+@dataclass
+class SweepConfig:
+    """One hyperparameter swept inside one compiled program: every (value, seed) pair is a member of the vmap axis."""
+
+    key: Optional[str] = None  # one of SWEEPABLE; None: no sweep
+    values: list[float] = field(default_factory=list)
+
+
 @dataclass
 class CheckpointConfig:
     """Orbax checkpoints of the whole carry at chunk boundaries (see purejaxsphere/checkpoint.py)."""
@@ -173,6 +189,7 @@ class Config:
     carry: CarryConfig = field(default_factory=CarryConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
     tensorboard: bool = False  # also write TensorBoard event files under RUN_DIR/tensorboard
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -388,6 +405,7 @@ def validate(cfg: Config) -> None:
     )
     _require(cfg.eval.interval > 0, f"eval.interval: must be positive, got {cfg.eval.interval}")
     _require(cfg.eval.episodes > 0, f"eval.episodes: must be positive, got {cfg.eval.episodes}")
+    validate_sweep(cfg)
     diag = cfg.diagnostics
     _require(diag.probe_states > 0, f"diagnostics.probe_states: must be positive, got {diag.probe_states}")
     _require(
@@ -408,6 +426,33 @@ def validate(cfg: Config) -> None:
         _require(
             Path(cfg.resume).is_dir(), f"resume: {cfg.resume!r} is not a directory; expected an existing run directory"
         )
+
+
+def with_value(cfg: Config, key: str, value: Any) -> Config:
+    """A copy of `cfg` with the dotted field `key` set to `value` (a float, or a traced scalar inside a program)."""
+    section, name = key.split(".")
+    return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{name: value})})
+
+
+def sweep_values(cfg: Config) -> list[Optional[float]]:
+    """The swept values, or [None] without a sweep."""
+    return [float(v) for v in cfg.sweep.values] if cfg.sweep.key else [None]
+
+
+def validate_sweep(cfg: Config) -> None:
+    sweep = cfg.sweep
+    if sweep.key is None:
+        _require(not sweep.values, "sweep.values: given without sweep.key (one of " + ", ".join(SWEEPABLE) + ")")
+        return
+    _require_choice("sweep.key", sweep.key, SWEEPABLE)
+    _require(len(sweep.values) > 0, f"sweep.values: a non-empty list of values for {sweep.key}")
+    _require(len(set(sweep.values)) == len(sweep.values), f"sweep.values: duplicate values in {sweep.values}")
+    for value in sweep.values:  # each point must be a valid config on its own
+        point = with_value(dataclasses.replace(cfg, sweep=SweepConfig()), sweep.key, float(value))
+        try:
+            validate(point)
+        except ConfigError as error:
+            raise ConfigError(f"sweep.values: {sweep.key}={value}: {error}") from None
 
 
 def needs_xla_cpu_workaround(cfg: Config) -> bool:

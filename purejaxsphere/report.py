@@ -17,6 +17,7 @@ Writes into the output folder:
 from __future__ import annotations
 
 import csv
+import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -81,6 +82,23 @@ def load_run(path: str | Path, label: Optional[str] = None) -> Run:
     config = yaml.safe_load((path / "config.yaml").read_text()) or {}
     return Run(path, label or str(config.get("algo", path.name)), config, read_metrics(path),
                continual.load_eval_matrix(path))
+
+
+def split_sweep(run: Run) -> list[Run]:
+    """A run with a sweep (`sweep.key`/`sweep.values`) as one run per swept value, labelled `<label> key=value`:
+    one curve and one table row per value."""
+    payload = json.loads((run.path / "eval_matrix.json").read_text())
+    values, key = payload.get("sweep_values"), payload.get("sweep_key")
+    if not values:
+        return [run]
+    parts = []
+    for value in dict.fromkeys(values):  # distinct, in order
+        members = [m for m, v in enumerate(values) if v == value]
+        m = run.matrix
+        matrix = EvalMatrix(m.tasks, [m.seeds[i] for i in members], m.ret[:, :, members], m.success[:, :, members])
+        rows = [row for row in run.rows if row.get("sweep_value") == value]
+        parts.append(Run(run.path, f"{run.label} {key}={value:g}", run.config, rows, matrix))
+    return parts
 
 
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -460,7 +478,7 @@ def make_report(
     if not run_dirs:
         raise ReportError("no run directories given")
     labels = list(labels) if labels is not None else [None] * len(run_dirs)
-    runs = [load_run(path, label) for path, label in zip(run_dirs, labels)]
+    runs = [part for path, label in zip(run_dirs, labels) for part in split_sweep(load_run(path, label))]
     reference_runs = [load_run(path) for path in references]
     reference_auc = reference_task_aucs(reference_runs) if reference_runs else None
     groups = [GroupReport(label, members, [s for run in members for s in seed_scores(run, reference_auc)])

@@ -25,7 +25,7 @@ from purejaxsphere import metrics as metrics_lib
 from purejaxsphere import plasticity
 from purejaxsphere import ppo as ppo_lib
 from purejaxsphere.checkpoint import Checkpoint, Position
-from purejaxsphere.config import Config, ConfigError, PPOConfig, seed_list
+from purejaxsphere.config import Config, ConfigError, PPOConfig, seed_list, sweep_values, with_value
 from purejaxsphere.distributed import make_placement, to_host
 from purejaxsphere.networks import Actor, Critic, gaussian_log_prob
 from purejaxsphere.normalize import RunningStats, init_stats, normalize, update_stats
@@ -35,7 +35,8 @@ PyTree = Any
 
 @struct.dataclass
 class TrainState:
-    """Everything that changes during training, for one seed (a leading seed axis when vmapped)."""
+    """Everything that changes during training, for one member of the run: a seed, or a (sweep value, seed) pair
+    (a leading member axis when vmapped)."""
 
     actor_params: PyTree
     critic_params: PyTree
@@ -47,6 +48,7 @@ class TrainState:
     learning_rate: jax.Array
     update_step: jax.Array  # PPO updates done in the current task
     actor_init_params: PyTree  # the run's first actor initialization (L2-init's theta_0), carried across tasks
+    sweep_value: jax.Array  # this member's value of cfg.sweep.key (0.0 and unused without a sweep)
 
 
 class Networks(NamedTuple):
@@ -75,8 +77,15 @@ def task_key(seed: int, task_index: int) -> jax.Array:
     return jax.random.fold_in(jax.random.PRNGKey(seed), task_index)
 
 
-def init_train_state(key: jax.Array, env: Env, nets: Networks, cfg: Config) -> TrainState:
-    """Fresh parameters, optimizer states, normalizer, envs and learning rate for one seed."""
+def member_config(cfg: Config, sweep_value: jax.Array) -> Config:
+    """The config one member trains with: `cfg` with the swept field set to the member's (traced) value."""
+    return with_value(cfg, cfg.sweep.key, sweep_value) if cfg.sweep.key else cfg
+
+
+def init_train_state(
+    key: jax.Array, env: Env, nets: Networks, cfg: Config, sweep_value: Any = 0.0
+) -> TrainState:
+    """Fresh parameters, optimizer states, normalizer, envs and learning rate for one member."""
     actor_key, critic_key, env_key, key = jax.random.split(key, 4)
     dummy = jnp.zeros((1, env.observation_size), jnp.float32)
     actor_params = nets.actor.init(actor_key, dummy)
@@ -90,9 +99,10 @@ def init_train_state(key: jax.Array, env: Env, nets: Networks, cfg: Config) -> T
         obs_stats=init_stats(env.observation_size),
         env_state=env_state,
         key=key,
-        learning_rate=jnp.asarray(cfg.ppo.learning_rate, jnp.float32),
+        learning_rate=jnp.asarray(member_config(cfg, sweep_value).ppo.learning_rate, jnp.float32),
         update_step=jnp.zeros((), jnp.int32),
         actor_init_params=actor_params,
+        sweep_value=jnp.asarray(sweep_value, jnp.float32),
     )
 
 
@@ -167,6 +177,9 @@ def make_update_fn(env: Env, nets: Networks, cfg: Config, total_updates: int) ->
     rollout = make_rollout_fn(env, nets, cfg)
 
     def update(state: TrainState, fault: jax.Array):
+        # The swept hyperparameter (if any) is this member's traced value; everything else is static.
+        member = member_config(cfg, state.sweep_value)
+        ppo = member.ppo
         state, (traj, episodes) = rollout(state)
         last_value = critic_apply(state.critic_params, policy_obs(ppo, state.obs_stats, state.env_state.obs))
         advantages, targets = ppo_lib.compute_gae(
@@ -183,7 +196,7 @@ def make_update_fn(env: Env, nets: Networks, cfg: Config, total_updates: int) ->
             learning_rate = ppo_lib.linear_learning_rate(ppo, state.update_step / total_updates)
         minibatch_step = lambda carry, mb: ppo_lib.minibatch_update(  # noqa: E731
             carry, mb, actor_apply=actor_apply, critic_apply=critic_apply, optimizer=nets.optimizer,
-            ppo=ppo, sphere_cfg=cfg.sphere, plasticity_cfg=cfg.plasticity, reference_params=state.actor_init_params,
+            ppo=ppo, sphere_cfg=member.sphere, plasticity_cfg=cfg.plasticity, reference_params=state.actor_init_params,
         )
 
         def epoch(carry: ppo_lib.UpdateState, key: jax.Array):
@@ -356,7 +369,7 @@ def plan_task(cfg: Config) -> TaskPlan:
 
 class TaskPrograms(NamedTuple):
     env: Env  # padded, episodic, auto-resetting task as the trainer sees it
-    init: Callable  # keys [S] -> TrainState [S]
+    init: Callable  # (keys [M], sweep values [M]) -> TrainState [M]
     chunk: Callable  # (TrainState [S], fault [S]) -> (TrainState [S], metrics [S])
     evaluate: Callable  # (actor_params [S], obs_stats [S], keys [S]) -> metrics [S]
 
@@ -365,7 +378,7 @@ def build_task_programs(task: Env, nets: Networks, cfg: Config, obs_size: int, a
     plan = plan_task(cfg)
     env = training_env(task, obs_size, action_size)
     eval_env = PadWrapper(task, obs_size, action_size)
-    init = jax.jit(jax.vmap(lambda key: init_train_state(key, env, nets, cfg)))
+    init = jax.jit(jax.vmap(lambda key, value: init_train_state(key, env, nets, cfg, value)))
     chunk = jax.jit(jax.vmap(make_chunk_fn(env, nets, cfg, plan.updates_per_chunk, plan.total_updates)))
     evaluate = jax.jit(jax.vmap(make_eval_fn(eval_env, nets, cfg)))
     return TaskPrograms(env, init, chunk, evaluate)
@@ -389,14 +402,20 @@ def make_tasks(cfg: Config) -> list[Env]:
 @dataclass
 class RunResult:
     state: TrainState  # final carry, leading seed axis
-    seeds: list[int]
+    seeds: list[int]  # per member: the seed (repeated for each sweep value)
     tasks: list[str]
     eval_return: np.ndarray  # [trained task i, evaluated task j, seed]; NaN where j > i or the seed was dropped
     eval_success: np.ndarray
     metrics: list[dict[str, Any]] = field(default_factory=list)  # the rows logged by this call
-    dropped_seeds: list[int] = field(default_factory=list)  # seeds dropped after a numerical fault
+    dropped: list[int] = field(default_factory=list)  # members (indices) dropped after a numerical fault
     position: Optional[Position] = None  # where training stopped
     interrupted: bool = False  # stopped early on request (signal); resume from the last checkpoint
+    sweep_values: list[Optional[float]] = field(default_factory=list)  # per member; None without a sweep
+    sweep_key: Optional[str] = None
+
+    @property
+    def dropped_seeds(self) -> list[int]:
+        return [self.seeds[m] for m in self.dropped]
 
 
 class NumericalFault(RuntimeError):
@@ -427,7 +446,9 @@ class Trainer:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.seeds = seed_list(cfg)
+        # Members of the vmap axis: every (sweep value, seed) pair, value-major; without a sweep, the seeds.
+        self.sweep_values = [v for v in sweep_values(cfg) for _ in seed_list(cfg)]
+        self.seeds = [seed for _ in sweep_values(cfg) for seed in seed_list(cfg)]
         self.tasks = make_tasks(cfg)
         self.obs_size = max(task.observation_size for task in self.tasks)
         self.action_size = max(task.action_size for task in self.tasks)
@@ -458,7 +479,8 @@ class Trainer:
 
     def start_task(self, task_index: int, previous: Optional[TrainState]) -> TrainState:
         """The state a task starts from: fresh, then what `cfg.carry` keeps from the previous task's final state."""
-        fresh = self.programs(task_index).init(self.task_keys(task_index))
+        values = jnp.asarray([v or 0.0 for v in self.sweep_values], jnp.float32)
+        fresh = self.programs(task_index).init(self.task_keys(task_index), values)
         return self.place(fresh if previous is None else inherit(previous, fresh, self.cfg))
 
     def place(self, tree: PyTree) -> PyTree:
@@ -528,7 +550,7 @@ class Trainer:
             first_task, first_chunk, state = 0, 0, None
         else:
             eval_return, eval_success = resume.eval_return.copy(), resume.eval_success.copy()
-            dropped = list(resume.dropped_seeds)
+            dropped = list(resume.dropped)
             first_task, first_chunk = resume.position.task_index, resume.position.chunks_done
             state = self.place(jax.tree.map(jnp.asarray, resume.state))
             if first_chunk >= plan.n_chunks:  # resumed at a task's end: the next task starts from it
@@ -550,16 +572,17 @@ class Trainer:
                 state, summary = chunk_program(state, self.fault_vector(task_index, chunk))
                 summary = to_host(summary)
                 chunk_seconds = time.perf_counter() - tick
-                dropped_mask = np.array([seed in dropped for seed in seeds])
+                dropped_mask = np.array([m in dropped for m in range(len(seeds))])
                 for s, seed in enumerate(seeds):
                     bad = describe_faults(summary, s)
-                    if bad and seed not in dropped:
-                        message = (f"non-finite {', '.join(bad)} in seed {seed}, task {task.name} (index {task_index}),"
+                    if bad and s not in dropped:
+                        member = f"seed {seed}" + (f" ({cfg.sweep.key}={self.sweep_values[s]})" if cfg.sweep.key else "")
+                        message = (f"non-finite {', '.join(bad)} in {member}, task {task.name} (index {task_index}),"
                                    f" chunk {chunk}")
                         if cfg.fault.on_nan == "stop":
                             raise NumericalFault(message)
-                        warn(f"{message}: seed {seed} dropped, the other seeds go on")
-                        dropped.append(seed)
+                        warn(f"{message}: {member} dropped, the others go on")
+                        dropped.append(s)
                         dropped_mask[s] = True
                 if dropped_mask.any():  # frozen at the last finite state, so nothing non-finite propagates
                     state = self.place(keep_seeds(dropped_mask, previous, state))
@@ -567,13 +590,14 @@ class Trainer:
                     programs.evaluate(state.actor_params, state.obs_stats, self.eval_keys(task_index, chunk))
                 )
                 steps = (chunk + 1) * plan.steps_per_chunk
-                live = [s for s, seed in enumerate(seeds) if seed not in dropped]
+                live = [s for s in range(len(seeds)) if s not in dropped]
                 for s in live:
                     row = {
                         "task": task.name,
                         "task_index": task_index,
                         "chunk": chunk,
                         "seed": seeds[s],
+                        **({"sweep_key": cfg.sweep.key, "sweep_value": self.sweep_values[s]} if cfg.sweep.key else {}),
                         "env_steps": steps,
                         "total_env_steps": task_index * plan.total_steps + steps,
                         **{k: float(v[s]) for k, v in summary.items()},
@@ -601,9 +625,11 @@ class Trainer:
                     progress(done, f"{task.name} eval return {np.mean(returns):.1f}, {plan.steps_per_chunk * len(seeds) / chunk_seconds:.0f} steps/s")
                 if stop_requested is not None and stop_requested() and not (task_final and task_index == n_tasks - 1):
                     return RunResult(state, seeds, list(cfg.tasks), eval_return, eval_success, rows, dropped,
-                                     position, interrupted=True)
+                                     position, interrupted=True, sweep_values=self.sweep_values,
+                                     sweep_key=cfg.sweep.key)
             first_chunk = 0
-        return RunResult(state, seeds, list(cfg.tasks), eval_return, eval_success, rows, dropped, position)
+        return RunResult(state, seeds, list(cfg.tasks), eval_return, eval_success, rows, dropped, position,
+                         sweep_values=self.sweep_values, sweep_key=cfg.sweep.key)
 
 
 def make_train(cfg: Config) -> Trainer:
