@@ -479,9 +479,13 @@ class Trainer:
 
     def start_task(self, task_index: int, previous: Optional[TrainState]) -> TrainState:
         """The state a task starts from: fresh, then what `cfg.carry` keeps from the previous task's final state."""
-        values = jnp.asarray([v or 0.0 for v in self.sweep_values], jnp.float32)
-        fresh = self.programs(task_index).init(self.task_keys(task_index), values)
+        fresh = self.fresh_state(task_index)
         return self.place(fresh if previous is None else inherit(previous, fresh, self.cfg))
+
+    def fresh_state(self, task_index: int) -> TrainState:
+        """Every member's freshly initialized state for a task (its keys and, with a sweep, its value)."""
+        values = jnp.asarray([v or 0.0 for v in self.sweep_values], jnp.float32)
+        return self.programs(task_index).init(self.task_keys(task_index), values)
 
     def place(self, tree: PyTree) -> PyTree:
         """Put a pytree with a leading seed axis where the compiled programs expect it (all devices, sharded)."""

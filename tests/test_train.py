@@ -77,7 +77,7 @@ def two_task_trainer():
 
 def _state_after_first_task(trainer):
     programs = trainer.programs(0)
-    state = programs.init(trainer.task_keys(0))
+    state = trainer.fresh_state(0)
     state, _ = programs.chunk(state, trainer.fault_vector(0, 0))
     return state
 
@@ -89,7 +89,7 @@ def test_driver_carries_params_and_normalizer_in_crl_only(two_task_trainer, prot
     trainer.cfg.protocol = protocol
     trainer.cfg.carry.params = trainer.cfg.carry.optimizer = trainer.cfg.carry.normalizer = protocol == "crl"
     start_of_task2 = trainer.start_task(1, end_of_task1)
-    fresh = trainer.programs(1).init(trainer.task_keys(1))
+    fresh = trainer.fresh_state(1)
     expected = end_of_task1 if protocol == "crl" else fresh
     leaves_close(start_of_task2.actor_params, expected.actor_params, rtol=0, atol=0)
     leaves_close(start_of_task2.critic_opt_state, expected.critic_opt_state, rtol=0, atol=0)
