@@ -177,7 +177,9 @@ def train(overrides: list[str]) -> int:
         if path is None:
             say(f"no usable checkpoint in {run_dir}: starting the run over")
         else:
-            restored = ckpt.load_checkpoint(path, trainer.initial_state())
+            # The carry's structure depends on the task (each task's env state is its own pytree).
+            template = trainer.start_task(ckpt.read_position(path).task_index, None)
+            restored = ckpt.load_checkpoint(path, template)
             say(f"resuming from checkpoint {path.name} (task {restored.position.task_index}, "
                 f"{restored.position.chunks_done} chunks done)")
     position = restored.position if restored else ckpt.Position(0, 0)

@@ -492,7 +492,8 @@ class Trainer:
         return tree if self._placement is None else self._placement(tree)
 
     def initial_state(self) -> TrainState:
-        """The state the run starts from (also the structure a checkpoint restores into)."""
+        """The state the run starts from (the structure a checkpoint of task 0 restores into; a checkpoint of task
+        t restores into `start_task(t, None)`: each task's env state is its own pytree)."""
         return self.start_task(0, None)
 
     def compiled_chunk(self, task_index: int, state: TrainState) -> tuple[Callable, float]:

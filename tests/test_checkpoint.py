@@ -23,7 +23,7 @@ TINY_RUN = [
     "num_envs=4", "ppo.n_steps=8", "ppo.minibatch_size=16", "ppo.update_epochs=2",
     "network.hidden_sizes=[16,16]", "network.gate_hidden_sizes=[16]", "network.critic_hidden_sizes=[16]",
     "network.n_experts=3", "eval.interval=64", "eval.episodes=2", "episode_length=20",
-    "total_timesteps=192", "seeds=2", "progress=false", "wandb.mode=disabled",
+    "total_timesteps=192", "seeds=2", "progress=false", "wandb.mode=disabled", "diagnostics.enabled=false",
 ]
 TIMING = ("steps_per_s", "chunk_seconds", "compile_seconds", "elapsed_seconds")
 
@@ -153,9 +153,10 @@ def test_interrupted_save_leaves_previous_checkpoints_intact(reference_run, tmp_
 
 
 def final_state_template(run_dir: Path):
+    """The structure of a checkpoint of the second task (each task's env state is its own pytree)."""
     from purejaxsphere import load_config, make_train
 
-    return make_train(load_config(*TINY_RUN)).initial_state()
+    return make_train(load_config(*TINY_RUN)).start_task(1, None)
 
 
 def test_injected_nan_is_reported_and_other_seeds_match_a_clean_run(reference_run, tmp_path, capsys):
