@@ -288,6 +288,10 @@ def make_payload(run_dir: Path, checkpoint: ckpt.Checkpoint, backend: str, episo
     metaworld = [task for task in tasks if task.name.startswith("metaworld/")]
     if metaworld:
         payload["positions"] = {task.name: positions_note(task) for task in metaworld}
+    if backend == "metaworld":
+        payload["notes"] = [f"{task.name}: the run's episodes are {task.episode_length} steps, the package's "
+                            f"{steps:.0f}" for task, steps in zip(tasks, scores.lengths[:, 0])
+                            if task.episode_length != steps]
     return payload
 
 
@@ -318,6 +322,7 @@ def format_table(payload: dict[str, Any]) -> str:
     for name, note in clean.get("positions", {}).items():
         vector = f" rand_vec {note['rand_vec']}" if "rand_vec" in note else ""
         lines.append(f"{name}: object/goal positions {note['mode']}, seed {note['seed']}{vector}")
+    lines.extend(f"note: {note}" for note in clean.get("notes", []))
     return "\n".join(lines)
 
 
