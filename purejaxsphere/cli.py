@@ -252,6 +252,33 @@ def report(run_args: Sequence[str], out: str, references: Sequence[str]) -> int:
     return 0
 
 
+def evaluate(args: argparse.Namespace) -> int:
+    """`purejaxsphere eval RUN_DIR ...`: print the task x seed table, write the JSON (purejaxsphere/evaluate.py)."""
+    import dataclasses
+
+    from purejaxsphere.config import read_run_config
+
+    try:  # set the XLA:CPU workaround before jax initialises when the evaluation runs MJX physics
+        cfg = read_run_config(args.run_dir)
+        configure_xla(dataclasses.replace(cfg, physics=args.backend if args.backend in ("mjx", "cpu") else cfg.physics))
+    except ConfigError:
+        pass  # reported by run_eval with the other run-directory errors
+    from purejaxsphere.evaluate import EvalError, format_table, run_eval
+
+    say = lambda message: print(f"purejaxsphere: {message}", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        payload, path = run_eval(args.run_dir, args.backend, args.episodes, args.checkpoint, args.tasks, args.out,
+                                 warn=say)
+    except EvalError as error:
+        if args.traceback:
+            raise
+        print(f"purejaxsphere: eval: {error}", file=sys.stderr)
+        return 2
+    print(format_table(payload))
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="purejaxsphere", description=__doc__.splitlines()[0])
     parser.add_argument("--traceback", action="store_true", help="show Python tracebacks for errors")
@@ -267,6 +294,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--reference", nargs="+", action="extend", default=[], metavar="RL_RUN_DIR",
         help="runs trained with protocol=rl on the same tasks: single-task references for forward transfer",
     )
+    eval_parser = commands.add_parser("eval", help="evaluate a trained run's policy on its tasks")
+    eval_parser.add_argument("run_dir", help="a run directory written by `purejaxsphere train`")
+    eval_parser.add_argument("--backend", help="mjx | cpu | metaworld (the real package; MetaWorld tasks only); "
+                                               "default: the run's physics")
+    eval_parser.add_argument("--episodes", type=int, help="episodes per task and seed (default: the run's eval.episodes)")
+    eval_parser.add_argument("--checkpoint", help="checkpoint name, e.g. t000_c00002 (default: the newest that verifies)")
+    eval_parser.add_argument("--tasks", help="task indices in the run's sequence, e.g. 0,2 (default: all)")
+    eval_parser.add_argument("--out", help="JSON output file (default: RUN_DIR/eval_<backend>.json)")
     args = parser.parse_args(argv)
     from purejaxsphere.report import ReportError
 
@@ -275,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return train(args.overrides)
         if args.command == "report":
             return report(args.runs, args.out, args.reference)
+        if args.command == "eval":
+            return evaluate(args)
     except ReportError as error:
         if args.traceback:
             raise

@@ -290,6 +290,22 @@ def from_dict(values: dict[str, Any]) -> Config:
     return cfg
 
 
+def read_run_config(run_dir: str | Path) -> Config:
+    """The resolved configuration a run directory was trained with (its config.yaml)."""
+    import yaml
+
+    config_file = Path(run_dir) / "config.yaml"
+    if not config_file.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+    try:
+        values = yaml.safe_load(config_file.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{config_file}: unreadable YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{config_file}: not a config mapping")
+    return from_dict(values)
+
+
 def to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 

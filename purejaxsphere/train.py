@@ -135,6 +135,12 @@ def policy_obs(ppo: PPOConfig, stats: RunningStats, obs: jax.Array) -> jax.Array
     return normalize(stats, obs, ppo.obs_clip, ppo.normalize_obs)
 
 
+def deterministic_action(actor: Actor, ppo: PPOConfig, actor_params: PyTree, obs_stats: RunningStats,
+                         obs: jax.Array) -> jax.Array:
+    """The evaluation action: the actor's mean on the normalized observation, clipped to [-1, 1]."""
+    return jnp.clip(actor.apply(actor_params, policy_obs(ppo, obs_stats, obs)).mean, -1.0, 1.0)
+
+
 def make_rollout_fn(env: Env, nets: Networks, cfg: Config) -> Callable:
     """Collection phase for one seed: n_steps of policy inference + vmapped env step, as one scan.
 
@@ -319,8 +325,7 @@ def make_eval_fn(env: Env, nets: Networks, cfg: Config) -> Callable:
 
         def step(carry, _):
             state, active, ret, length, success = carry
-            obs = policy_obs(ppo, obs_stats, state.obs)
-            action = jnp.clip(nets.actor.apply(actor_params, obs).mean, -1.0, 1.0)
+            action = deterministic_action(nets.actor, ppo, actor_params, obs_stats, state.obs)
             state = jax.vmap(episodic.step)(state, action)
             unstable = jax.vmap(physics_unstable)(state)  # a blow-up ends the episode: no reward, no success
             ret = ret + jnp.where(active & ~unstable, state.reward, 0.0)
@@ -517,14 +522,18 @@ class Trainer:
     def total_chunks(self) -> int:
         return len(self.tasks) * self.plan.n_chunks
 
+    def evaluate_task(self, task_index: int, state: TrainState, after_task: int) -> dict[str, np.ndarray]:
+        """The policy of every seed on task `task_index`, with the keys of evaluation-matrix row `after_task`
+        (so re-evaluating a task's final checkpoint reproduces that row): eval_return/length/success, [seed]."""
+        keys = self.eval_keys(task_index, 10_000 + after_task)
+        return to_host(self.programs(task_index).evaluate(state.actor_params, state.obs_stats, keys))
+
     def evaluate_seen(self, task_index: int, state: TrainState) -> tuple[np.ndarray, np.ndarray]:
         """Row `task_index` of the evaluation matrix: the current policy on every task seen so far ([task, seed])."""
         n_tasks, n_seeds = len(self.tasks), len(self.seeds)
         returns, successes = np.full((n_tasks, n_seeds), np.nan), np.full((n_tasks, n_seeds), np.nan)
         for seen in range(task_index + 1):
-            evaluation = to_host(
-                self.programs(seen).evaluate(state.actor_params, state.obs_stats, self.eval_keys(seen, 10_000 + task_index))
-            )
+            evaluation = self.evaluate_task(seen, state, task_index)
             returns[seen], successes[seen] = evaluation["eval_return"], evaluation["eval_success"]
         return returns, successes
 
