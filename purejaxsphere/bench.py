@@ -14,10 +14,12 @@ Every figure is env steps per second over all seeds (one "env step" = one contro
 - mujoco_1thread:   one C MuJoCo MjData stepped with `mj_step` in a Python loop, random controls (what one
                     SB3-style worker process gets per core), in control steps (substeps per control step divided out)
 
-A rate is steps / seconds of one call of a compiled program (after compiling and one warm-up call); each program is
-called until `min_seconds` have passed. The fastest call is the headline figure (on a shared machine the least
-disturbed one); the median is kept beside it. Compile times are measured separately (ahead-of-time `lower().compile()`;
-Brax: its first training epoch minus the steady-state time of that epoch's steps).
+A rate is steps / seconds of one call of a compiled program. All programs except Brax's are compiled first
+(ahead of time, `lower().compile()`, timed separately), warmed up with one call, then timed in turns (3 rounds, each
+program `min_seconds / 3` seconds per round), so that on a shared machine every program sees the same load and the
+ratios stay meaningful. The fastest call is the headline figure (the least disturbed one); the median is kept
+beside it. Brax's PPO runs its own loop afterwards: its compile time is its two warm-up epochs minus their
+steady-state time.
 """
 
 from __future__ import annotations
@@ -111,16 +113,15 @@ class Timing:
         }
 
 
-def time_calls(call: Callable[[Any], Any], carry: Any, steps_per_call: int, min_seconds: float,
-               min_calls: int = 2) -> tuple[Any, Timing]:
-    """Call `call(carry) -> carry` once to warm up, then until `min_seconds` and `min_calls` are reached."""
-    carry = jax.block_until_ready(call(carry))
-    seconds: list[float] = []
-    while len(seconds) < min_calls or sum(seconds) < min_seconds:
-        tick = time.perf_counter()
-        carry = jax.block_until_ready(call(carry))
-        seconds.append(time.perf_counter() - tick)
-    return carry, Timing(steps_per_call, seconds)
+@dataclasses.dataclass
+class Program:
+    """A compiled program to time: `call(carry) -> carry` makes `steps_per_call` env steps."""
+
+    call: Callable[[Any], Any]
+    carry: Any
+    steps_per_call: int
+    compile_seconds: Optional[float] = None
+    compiled: Any = None  # the jax Compiled object, where there is one (HLO: `compiled.as_text()`)
 
 
 def compile_program(fn: Callable, *args: Any) -> tuple[Callable, float]:
@@ -130,18 +131,32 @@ def compile_program(fn: Callable, *args: Any) -> tuple[Callable, float]:
     return compiled, time.perf_counter() - tick
 
 
-def time_program(fn: Callable, carry: Any, steps_per_call: int, min_seconds: float,
-                 with_outputs: bool = False) -> tuple[Any, Timing]:
-    """Compile `fn` for `carry` and time it (see `time_calls`).
-
-    `fn: carry -> carry`, or with `with_outputs` `carry -> (carry, outputs)`: the outputs stay outputs of the
-    compiled program (so XLA computes and stores them, as the trainer does) and are dropped after each call.
-    """
+def jax_program(fn: Callable, carry: Any, steps_per_call: int, with_outputs: bool = False) -> Program:
+    """Compile `fn` for `carry`. `fn: carry -> carry`, or with `with_outputs` `carry -> (carry, outputs)`: the
+    outputs stay outputs of the compiled program (XLA computes and stores them, as the trainer does) and are dropped
+    after each call."""
     compiled, compile_seconds = compile_program(fn, carry)
     call = (lambda c: compiled(c)[0]) if with_outputs else compiled
-    carry, timing = time_calls(call, carry, steps_per_call, min_seconds)
-    timing.compile_seconds = compile_seconds
-    return carry, timing
+    return Program(call, carry, steps_per_call, compile_seconds, compiled)
+
+
+def time_interleaved(programs: dict[str, Program], min_seconds: float, rounds: int = 3) -> dict[str, Timing]:
+    """Time several programs in turns, so that all of them see the same (shared-machine) load.
+
+    After one warm-up call each, `rounds` rounds give every program a slice of `min_seconds / rounds` seconds
+    (at least one call per slice); every call is timed. The programs' carries are advanced in place.
+    """
+    seconds: dict[str, list[float]] = {name: [] for name in programs}
+    for program in programs.values():
+        program.carry = jax.block_until_ready(program.call(program.carry))
+    for _ in range(rounds):
+        for name, program in programs.items():
+            end = time.perf_counter() + min_seconds / rounds
+            while not seconds[name] or time.perf_counter() < end:
+                tick = time.perf_counter()
+                program.carry = jax.block_until_ready(program.call(program.carry))
+                seconds[name].append(time.perf_counter() - tick)
+    return {name: Timing(p.steps_per_call, seconds[name], p.compile_seconds) for name, p in programs.items()}
 
 
 # ---------------------------------------------------------------------------------------------------- programs
@@ -161,15 +176,13 @@ def random_step_scan(env: Env, batch: int, length: int) -> Callable:
     return run
 
 
-def raw_env_timing(env: Env, batch: int, length: int, min_seconds: float, seed: int = 0) -> Timing:
+def raw_env_program(env: Env, batch: int, length: int, seed: int = 0) -> Program:
     """Raw vmapped stepping of `batch` envs, `length` steps per compiled call."""
     states = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(seed), batch))
-    _, timing = time_program(random_step_scan(env, batch, length), (states, jax.random.PRNGKey(seed + 1)),
-                             batch * length, min_seconds)
-    return timing
+    return jax_program(random_step_scan(env, batch, length), (states, jax.random.PRNGKey(seed + 1)), batch * length)
 
 
-def trainer_timings(trainer: Trainer, min_seconds: float) -> dict[str, Timing]:
+def trainer_programs(trainer: Trainer) -> dict[str, Program]:
     """The collection phase (the trainer's rollout) and the whole chunk program, on task 0.
 
     The rollout is the trainer's per-seed `make_rollout_fn`, vmapped over seeds and jitted here as the chunk
@@ -178,12 +191,10 @@ def trainer_timings(trainer: Trainer, min_seconds: float) -> dict[str, Timing]:
     n_seeds = len(trainer.seeds)
     state = trainer.start_task(0, None)
     rollout = jax.vmap(make_rollout_fn(trainer.programs(0).env, trainer.nets, trainer.cfg))
-    state, collection = time_program(rollout, state, trainer.plan.batch_size * n_seeds, min_seconds,
-                                     with_outputs=True)
+    collection = jax_program(rollout, state, trainer.plan.batch_size * n_seeds, with_outputs=True)
     chunk, chunk_compile = trainer.compiled_chunk(0, state)
-    _, chunk_timing = time_calls(lambda s: chunk(s)[0], state, trainer.plan.steps_per_chunk * n_seeds, min_seconds)
-    chunk_timing.compile_seconds = chunk_compile
-    return {"collection": collection, "trainer": chunk_timing}
+    steps = trainer.plan.steps_per_chunk * n_seeds
+    return {"collection": collection, "trainer": Program(lambda s: chunk(s)[0], state, steps, chunk_compile)}
 
 
 def update_phase(trainer_timing: Timing, collection: Timing, updates_per_chunk: int) -> Optional[Timing]:
@@ -386,29 +397,25 @@ def mujoco_model(task: Env) -> tuple[mujoco.MjModel, int]:
     raise ValueError(f"no MuJoCo model known for {name}")
 
 
-def mujoco_timing(model: mujoco.MjModel, substeps: int, episode_length: int, min_seconds: float,
-                  seed: int = 0) -> Timing:
-    """Single-thread C MuJoCo: `substeps` mj_step per control step, uniform random controls, reset per episode.
-
-    One call = one episode of `episode_length` control steps from the model's first keyframe (or qpos0)."""
+def mujoco_program(model: mujoco.MjModel, substeps: int, episode_length: int, seed: int = 0) -> Program:
+    """Single-thread C MuJoCo: one call = one episode of `episode_length` control steps of `substeps` mj_step each,
+    uniform random controls, from the model's first keyframe (or qpos0)."""
     data = mujoco.MjData(model)
     rng = np.random.default_rng(seed)
-    low, high = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
     limited = model.actuator_ctrllimited.astype(bool)
-    low, high = np.where(limited, low, -1.0), np.where(limited, high, 1.0)
-    mujoco.mj_step(model, data, substeps)  # warm-up
-    seconds: list[float] = []
-    while len(seconds) < 2 or sum(seconds) < min_seconds:
+    low = np.where(limited, model.actuator_ctrlrange[:, 0], -1.0)
+    high = np.where(limited, model.actuator_ctrlrange[:, 1], 1.0)
+
+    def episode(carry: None) -> None:
         mujoco.mj_resetData(model, data)
         if model.nkey:
             mujoco.mj_resetDataKeyframe(model, data, 0)
-        controls = rng.uniform(low, high, (episode_length, model.nu))
-        tick = time.perf_counter()
-        for t in range(episode_length):
-            data.ctrl[:] = controls[t]
+        for control in rng.uniform(low, high, (episode_length, model.nu)):
+            data.ctrl[:] = control
             mujoco.mj_step(model, data, substeps)
-        seconds.append(time.perf_counter() - tick)
-    return Timing(episode_length, seconds)
+        return carry
+
+    return Program(episode, None, episode_length)
 
 
 # ---------------------------------------------------------------------------------------------------- the run
@@ -461,14 +468,20 @@ def run_bench(cfg: Config, *, min_seconds: float, updates_per_chunk: int, brax_e
     trainer = Trainer(cfg)
     task, n_seeds = trainer.tasks[0], len(trainer.seeds)
     batch, length = cfg.num_envs * n_seeds, cfg.ppo.n_steps
-    timings: dict[str, Timing] = {}
     notes: list[str] = []
-    say(f"{task.name} ({cfg.physics}), {cfg.num_envs} envs x {n_seeds} seeds; raw env stepping")
-    timings["raw_env"] = raw_env_timing(task, batch, length, min_seconds)
+    say(f"{task.name} ({cfg.physics}), {cfg.num_envs} envs x {n_seeds} seeds: compiling")
+    programs = {"raw_env": raw_env_program(task, batch, length)}
     if wrapped:
-        timings["raw_env_wrapped"] = raw_env_timing(trainer.programs(0).env, batch, length, min_seconds)
-    say("trainer collection and chunk programs")
-    timings.update(trainer_timings(trainer, min_seconds))
+        programs["raw_env_wrapped"] = raw_env_program(trainer.programs(0).env, batch, length)
+    programs.update(trainer_programs(trainer))
+    try:
+        model, substeps = mujoco_model(task)
+        programs["mujoco_1thread"] = mujoco_program(model, substeps, min(task.episode_length, 1000))
+    except ValueError as error:
+        notes.append(f"mujoco_1thread: not run ({error})")
+    say(f"timing {', '.join(programs)} in turns")
+    load_timing = load_average()
+    timings = time_interleaved(programs, min_seconds)
     update = update_phase(timings["trainer"], timings["collection"], updates_per_chunk)
     if update is None:
         notes.append("update: a chunk's time per update was not above the rollout's (timing noise)")
@@ -481,19 +494,13 @@ def run_bench(cfg: Config, *, min_seconds: float, updates_per_chunk: int, brax_e
             notes.append(f"brax_ppo trains one seed; the other rates count all {n_seeds} seeds' env steps")
     except ValueError as error:  # a batch shape Brax cannot express
         notes.append(f"brax_ppo: not run ({error})")
-    say("single-thread C MuJoCo")
-    try:
-        model, substeps = mujoco_model(task)
-        timings["mujoco_1thread"] = mujoco_timing(model, substeps, min(task.episode_length, 1000), min_seconds)
-    except ValueError as error:
-        notes.append(f"mujoco_1thread: not run ({error})")
     say("done")
     rates = {key: (timings[key].rate if key in timings else None) for key in RATE_KEYS}
     return {
         "schema": SCHEMA,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
-        "load_average": {"start": load_start, "end": load_average()},
+        "load_average": {"start": load_start, "timing": load_timing, "end": load_average()},
         "setup": setup_summary(cfg, n_seeds),
         "rates": rates,
         "ratios": {
