@@ -279,6 +279,56 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- bench (purejaxsphere.bench)
+# `--quick`: a tiny shape that measures everything in about a minute on a CPU (CI). The H1 on C MuJoCo compiles in
+# seconds; an MJX task's step compiles in every measured program (raw, rollout, chunk, Brax: ~4x longer in all).
+BENCH_QUICK = [
+    "benchmark=smoke", "tasks=[humanoidbench/h1_stand]", "physics=cpu", "num_envs=4", "episode_length=20", "ppo.n_steps=8",
+    "ppo.minibatch_size=16", "ppo.update_epochs=1", "network.hidden_sizes=[16]", "network.gate_hidden_sizes=[16]",
+    "network.critic_hidden_sizes=[16]", "network.n_experts=2",
+]
+
+
+def add_bench_parser(commands: Any) -> None:
+    bench = commands.add_parser("bench", help="env, trainer and Brax PPO steps/s on one task and batch shape")
+    bench.add_argument("--task", help="task name (default: the config's first task)")
+    bench.add_argument("--num-envs", type=int, help="envs per seed (default: the config's num_envs)")
+    bench.add_argument("--seeds", type=int, default=1, help="seeds (a vmap axis, as in training; default 1)")
+    bench.add_argument("--quick", action="store_true", help="tiny configuration for CI (valid JSON, no real figures)")
+    bench.add_argument("--out", help="write the JSON result here")
+    bench.add_argument("--min-seconds", type=float, help="time each program at least this long (default 10; quick 0.3)")
+    bench.add_argument("--updates-per-chunk", type=int, help="PPO updates per chunk program call (default 2; quick 1)")
+    bench.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. benchmark=humanoidbench_h1 physics=cpu")
+
+
+def bench(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Run `purejaxsphere bench`; `argv` (the command line after the program name) is recorded in the JSON."""
+    import json
+
+    overrides = (BENCH_QUICK if args.quick else []) + list(args.overrides) + [f"seeds={args.seeds}"]
+    overrides += [f"tasks=[{args.task}]"] if args.task else []
+    overrides += [f"num_envs={args.num_envs}"] if args.num_envs else []
+    cfg = load_config(*overrides)
+    cfg.tasks = cfg.tasks[:1]
+    configure_xla(cfg)
+    from purejaxsphere.bench import format_table, run_bench
+
+    result = run_bench(
+        cfg,
+        min_seconds=args.min_seconds if args.min_seconds is not None else (0.3 if args.quick else 10.0),
+        updates_per_chunk=args.updates_per_chunk or (1 if args.quick else 2),
+        brax_epochs=1 if args.quick else 2,
+        wrapped=not args.quick,
+    )
+    result["command"] = "purejaxsphere " + " ".join(argv)
+    print(format_table(result))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="purejaxsphere", description=__doc__.splitlines()[0])
     parser.add_argument("--traceback", action="store_true", help="show Python tracebacks for errors")
@@ -302,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     eval_parser.add_argument("--checkpoint", help="checkpoint name, e.g. t000_c00002 (default: the newest that verifies)")
     eval_parser.add_argument("--tasks", help="task indices in the run's sequence, e.g. 0,2 (default: all)")
     eval_parser.add_argument("--out", help="JSON output file (default: RUN_DIR/eval_<backend>.json)")
+    add_bench_parser(commands)
     args = parser.parse_args(argv)
     from purejaxsphere.report import ReportError
 
@@ -312,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report(args.runs, args.out, args.reference)
         if args.command == "eval":
             return evaluate(args)
+        if args.command == "bench":
+            return bench(args, list(sys.argv[1:] if argv is None else argv))
     except ReportError as error:
         if args.traceback:
             raise
