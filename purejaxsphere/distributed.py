@@ -45,6 +45,8 @@ def shard_axis(n_devices: int, n_seeds: int, num_envs: int) -> Optional[str]:
 
 
 def _spec(path: tuple, leaf: Any, axis: str) -> PartitionSpec:
+    if np.size(leaf) == 0:  # empty arrays (e.g. an MJX model's `act`): replicated, as XLA returns them
+        return PartitionSpec()
     if axis == "seed":
         return PartitionSpec(AXIS) if np.ndim(leaf) >= 1 else PartitionSpec()
     # env axis: only env states ([seed, env, ...]) are split; parameters and statistics are replicated.

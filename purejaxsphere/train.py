@@ -584,6 +584,7 @@ class Trainer:
                 tick = time.perf_counter()
                 previous = state
                 state, summary = chunk_program(state, self.fault_vector(task_index, chunk))
+                state = self.place(state)  # outputs keep the compiled input shardings (a no-op on one device)
                 summary = to_host(summary)
                 chunk_seconds = time.perf_counter() - tick
                 dropped_mask = np.array([m in dropped for m in range(len(seeds))])
