@@ -40,10 +40,11 @@ def read_csv(path):
 def two_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     dirs = {}
-    for algo in ("moe_topk", "moe_topk_sphere"):
+    # Only the SPHERE run logs spectral diagnostics, so the rank and routing plots show that run alone.
+    for algo, diagnostics in (("moe_topk", "false"), ("moe_topk_sphere", "true")):
         dirs[algo] = root / algo
         code = main(["train", *TINY, f"algo={algo}", f"tasks=[{','.join(TASKS)}]", "seeds=2", "total_timesteps=128",
-                     f"run_dir={dirs[algo]}", "progress=false"])
+                     f"run_dir={dirs[algo]}", "progress=false", f"diagnostics.enabled={diagnostics}"])
         assert code == 0
     return dirs
 
@@ -52,7 +53,7 @@ def test_report_tables_and_plots_of_two_algorithms(two_runs, tmp_path):
     out = tmp_path / "report"
     assert main(["report", str(two_runs["moe_topk"]), str(two_runs["moe_topk_sphere"]), "--out", str(out)]) == 0
     assert {p.name for p in out.iterdir()} == {"summary.md", "summary.csv", "per_seed.csv", "per_task.csv",
-                                              "curves.png", "eval_matrix.png"}  # no diagnostics logged: no ranks
+                                              "curves.png", "eval_matrix.png", "ranks.png", "routing_load.png"}
     summary = read_csv(out / "summary.csv")
     assert [row["algorithm"] for row in summary] == ["moe_topk", "moe_topk_sphere"]
     assert all(row["n_seeds"] == "2" and row["seeds"] == "0;1" for row in summary)
@@ -82,6 +83,15 @@ def test_report_tables_and_plots_of_two_algorithms(two_runs, tmp_path):
     assert "final avg. success" in markdown and "n/a" in markdown
     assert_image(out / "curves.png", (1200, 450))
     assert_image(out / "eval_matrix.png", (900, 400))  # 2 algorithms x return only
+    assert_image(out / "ranks.png", (1500, 450))
+    assert_image(out / "routing_load.png", (450, 400))  # one panel: only the SPHERE run logged routing loads
+
+
+def test_no_rank_or_routing_plots_without_diagnostics(two_runs, tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", str(two_runs["moe_topk"]), "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"summary.md", "summary.csv", "per_seed.csv", "per_task.csv",
+                                              "curves.png", "eval_matrix.png"}
 
 
 def test_rank_and_routing_plots_from_logged_diagnostics(two_runs, tmp_path):

@@ -21,6 +21,7 @@ TINY = [
     "eval.interval=64",  # 2 updates per chunk
     "eval.episodes=2",
     "episode_length=20",
+    "diagnostics.enabled=false",  # tests that check diagnostics turn them on (they add compile time to every chunk)
 ]
 
 
@@ -35,7 +36,7 @@ def leaves_close(a, b, **kwargs):
 
 @pytest.fixture(scope="module")
 def three_seed_run():
-    cfg = tiny("tasks=[brax/reacher]", "seeds=[0,1,2]", "total_timesteps=64")
+    cfg = tiny("tasks=[brax/reacher]", "seeds=[0,1,2]", "total_timesteps=64", "diagnostics.enabled=true")
     return make_train(cfg)()
 
 
