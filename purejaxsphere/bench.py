@@ -101,16 +101,25 @@ class Timing:
         """Env steps/s of the fastest call."""
         return self.steps_per_call / self.best_seconds
 
+    @property
+    def median_rate(self) -> float:
+        return self.steps_per_call / self.median_seconds
+
     def as_dict(self) -> dict[str, Any]:
         return {
-            "steps_per_s": self.rate,
-            "median_steps_per_s": self.steps_per_call / self.median_seconds,
+            "steps_per_s": finite(self.rate),
+            "median_steps_per_s": finite(self.median_rate),
             "steps_per_call": self.steps_per_call,
             "calls": len(self.seconds),
-            "best_seconds_per_call": self.best_seconds,
-            "median_seconds_per_call": self.median_seconds,
+            "best_seconds_per_call": finite(self.best_seconds),
+            "median_seconds_per_call": finite(self.median_seconds),
             "compile_seconds": self.compile_seconds,
         }
+
+
+def finite(x: Optional[float]) -> Optional[float]:
+    """x, or None where it is missing or not finite (JSON has no NaN)."""
+    return x if x is not None and math.isfinite(x) else None
 
 
 @dataclasses.dataclass
@@ -198,13 +207,25 @@ def trainer_programs(trainer: Trainer) -> dict[str, Program]:
     return {"collection": collection, "trainer": Program(lambda s: chunk(s, fault)[0], state, steps, chunk_compile)}
 
 
+@dataclasses.dataclass
+class DerivedTiming(Timing):
+    """A timing computed from others: `seconds` holds the best time, `median` the median time."""
+
+    median: float = math.nan
+
+    @property
+    def median_seconds(self) -> float:
+        return self.median
+
+
 def update_phase(trainer_timing: Timing, collection: Timing, updates_per_chunk: int) -> Optional[Timing]:
-    """The update phase (GAE + epochs x minibatches) alone: the fastest chunk call's time per PPO update minus the
-    fastest rollout call's time (None where that is not positive: timing noise)."""
-    seconds = trainer_timing.best_seconds / updates_per_chunk - collection.best_seconds
-    if seconds <= 0:
+    """The update phase (GAE + epochs x minibatches) alone: a chunk call's time per PPO update minus a rollout
+    call's time, for the fastest calls and for the medians (None where the fastest is not positive: timing noise)."""
+    best = trainer_timing.best_seconds / updates_per_chunk - collection.best_seconds
+    median = trainer_timing.median_seconds / updates_per_chunk - collection.median_seconds
+    if best <= 0:
         return None
-    return Timing(collection.steps_per_call, [seconds])
+    return DerivedTiming(collection.steps_per_call, [best], median=median if median > 0 else math.nan)
 
 
 # ---------------------------------------------------------------------------------------------------- Brax PPO
@@ -400,23 +421,33 @@ def mujoco_model(task: Env) -> tuple[mujoco.MjModel, int]:
 
 def mujoco_program(model: mujoco.MjModel, substeps: int, episode_length: int, seed: int = 0) -> Program:
     """Single-thread C MuJoCo: one call = one episode of `episode_length` control steps of `substeps` mj_step each,
-    uniform random controls, from the model's first keyframe (or qpos0)."""
+    uniform random controls, from the model's first keyframe (or qpos0).
+
+    There is no task termination here: where random controls make the simulation diverge (MuJoCo then resets the
+    MjData itself and warns), the episode goes on from the reset; the carry counts those warnings (printing each
+    would cost more than the step).
+    """
     data = mujoco.MjData(model)
     rng = np.random.default_rng(seed)
     limited = model.actuator_ctrllimited.astype(bool)
     low = np.where(limited, model.actuator_ctrlrange[:, 0], -1.0)
     high = np.where(limited, model.actuator_ctrlrange[:, 1], 1.0)
 
-    def episode(carry: None) -> None:
+    def episode(unstable_resets: int) -> int:
         mujoco.mj_resetData(model, data)
         if model.nkey:
             mujoco.mj_resetDataKeyframe(model, data, 0)
-        for control in rng.uniform(low, high, (episode_length, model.nu)):
-            data.ctrl[:] = control
-            mujoco.mj_step(model, data, substeps)
-        return carry
+        previous = mujoco.get_mju_user_warning()
+        mujoco.set_mju_user_warning(lambda _: None)
+        try:
+            for control in rng.uniform(low, high, (episode_length, model.nu)):
+                data.ctrl[:] = control
+                mujoco.mj_step(model, data, substeps)
+        finally:
+            mujoco.set_mju_user_warning(previous)
+        return unstable_resets + int(data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number)
 
-    return Program(episode, None, episode_length)
+    return Program(episode, 0, episode_length)
 
 
 # ---------------------------------------------------------------------------------------------------- the run
@@ -488,6 +519,9 @@ def run_bench(cfg: Config, *, min_seconds: float, updates_per_chunk: int, brax_e
         notes.append("update: a chunk's time per update was not above the rollout's (timing noise)")
     else:
         timings["update"] = update
+    if "mujoco_1thread" in programs and programs["mujoco_1thread"].carry:
+        notes.append(f"mujoco_1thread: random controls made the simulation diverge {programs['mujoco_1thread'].carry} "
+                     "times (MuJoCo reset it and the episode went on)")
     say("Brax PPO")
     try:
         timings["brax_ppo"] = brax_ppo_timing(trainer, updates_per_chunk, brax_epochs)
@@ -496,7 +530,8 @@ def run_bench(cfg: Config, *, min_seconds: float, updates_per_chunk: int, brax_e
     except ValueError as error:  # a batch shape Brax cannot express
         notes.append(f"brax_ppo: not run ({error})")
     say("done")
-    rates = {key: (timings[key].rate if key in timings else None) for key in RATE_KEYS}
+    rates = {key: finite(timings[key].rate) if key in timings else None for key in RATE_KEYS}
+    medians = {key: finite(timings[key].median_rate) if key in timings else None for key in RATE_KEYS}
     return {
         "schema": SCHEMA,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -509,6 +544,12 @@ def run_bench(cfg: Config, *, min_seconds: float, updates_per_chunk: int, brax_e
             "trainer_over_raw": ratio(rates["trainer"], rates["raw_env"]),
             "trainer_over_brax_ppo": ratio(rates["trainer"], rates["brax_ppo"]),
             "raw_over_mujoco_1thread": ratio(rates["raw_env"], rates["mujoco_1thread"]),
+        },
+        "median_rates": medians,
+        "median_ratios": {
+            "collection_over_raw": ratio(medians["collection"], medians["raw_env"]),
+            "trainer_over_raw": ratio(medians["trainer"], medians["raw_env"]),
+            "trainer_over_brax_ppo": ratio(medians["trainer"], medians["brax_ppo"]),
         },
         "compile_seconds": {key: timings[key].compile_seconds for key in
                             ("raw_env", "raw_env_wrapped", "collection", "trainer", "brax_ppo")
@@ -549,12 +590,13 @@ def format_table(result: dict[str, Any]) -> str:
         compile_s = m.get("compile_seconds")
         lines.append(
             f"{label:<32}{_fmt(rate, 14, 0)}{_fmt(ratio(rate, raw), 8, 2)}"
-            f"{_fmt(median if key != 'update' else None, 12, 0)}{_fmt(compile_s, 11, 1)}"
+            f"{_fmt(median, 12, 0)}{_fmt(compile_s, 11, 1)}"
         )
-    ratios = result["ratios"]
-    lines.append("collection/raw " + _fmt(ratios["collection_over_raw"], 0, 2).strip()
-                 + ", trainer/raw " + _fmt(ratios["trainer_over_raw"], 0, 2).strip()
-                 + ", trainer/brax_ppo " + _fmt(ratios["trainer_over_brax_ppo"], 0, 2).strip())
+    for name in ("ratios", "median_ratios"):
+        ratios = result[name]
+        lines.append(f"{name.replace('_', ' ')}: collection/raw " + _fmt(ratios["collection_over_raw"], 0, 2).strip()
+                     + ", trainer/raw " + _fmt(ratios["trainer_over_raw"], 0, 2).strip()
+                     + ", trainer/brax_ppo " + _fmt(ratios["trainer_over_brax_ppo"], 0, 2).strip())
     lines += [f"note: {note}" for note in result["notes"]]
     return "\n".join(lines)
 

@@ -324,7 +324,7 @@ def bench(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print(format_table(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        Path(args.out).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
         print(f"wrote {args.out}")
     return 0
 

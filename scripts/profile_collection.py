@@ -81,13 +81,18 @@ def network_scan(trainer: Any, length: int) -> Callable:
     return lambda which: jax.vmap(lambda o, a, c: one_seed(o, a, c, which))
 
 
-def hlo_stats(compiled: Any) -> dict[str, int]:
-    """Host callbacks and float64 values in a compiled program's optimized HLO."""
+def hlo_stats(compiled: Any) -> dict[str, Any]:
+    """Host callbacks and float64 values in a compiled program's optimized HLO, and XLA's cost estimate (flops and
+    bytes accessed of one call; loop bodies count once per XLA's analysis, so compare programs of equal loops)."""
     text = compiled.as_text()
+    cost = compiled.cost_analysis() or {}
+    cost = cost[0] if isinstance(cost, list) else cost
     return {
         "host_callbacks": len(re.findall(r"custom_call_target=\"[^\"]*callback[^\"]*\"", text)),
         "f64_values": len(re.findall(r"\bf64\[", text)),
         "while_loops": len(re.findall(r"\bwhile\(", text)),
+        "flops": float(cost.get("flops", float("nan"))),
+        "bytes_accessed": float(cost.get("bytes accessed", float("nan"))),
     }
 
 
@@ -140,6 +145,8 @@ def profile(cfg: Config, min_seconds: float, donation: bool) -> dict[str, Any]:
     env = trainer.programs(0).env
     programs["raw"] = bench.raw_env_program(task, batch, length)
     programs["raw_wrapped"] = bench.raw_env_program(env, batch, length)
+    out["raw_hlo"] = hlo_stats(programs["raw"].compiled)
+    out["raw_wrapped_hlo"] = hlo_stats(programs["raw_wrapped"].compiled)
 
     state = trainer.start_task(0, None)
     rollout = jax.vmap(make_rollout_fn(env, trainer.nets, cfg))
@@ -152,6 +159,7 @@ def profile(cfg: Config, min_seconds: float, donation: bool) -> dict[str, Any]:
     null_rollout = jax.vmap(make_rollout_fn(null_env, trainer.nets, cfg))
     programs["rollout_null"] = bench.jax_program(null_rollout, state.replace(env_state=null_state), steps,
                                                  with_outputs=True)
+    out["rollout_null_hlo"] = hlo_stats(programs["rollout_null"].compiled)
 
     nets = network_scan(trainer, length)
     args = (state.env_state.obs, state.actor_params, state.critic_params)
@@ -234,7 +242,7 @@ def format_profile(result: dict[str, Any]) -> str:
         callback = f"{callbacks[name] * 1e3:.2f}" if name in callbacks else "-"
         lines.append(f"{name:<16}{ms:>10.2f}{ms / (raw * 1e3):>8.2f}{t['median_seconds_per_call'] * 1e3:>11.2f}"
                      f"{callback:>13}{t['steps_per_s']:>11,.0f}")
-    for key in ("rollout_hlo", "chunk_hlo"):
+    for key in ("raw_hlo", "raw_wrapped_hlo", "rollout_hlo", "rollout_null_hlo", "chunk_hlo"):
         if key in result:
             lines.append(f"{key}: {result[key]}")
     return "\n".join(lines)

@@ -49,3 +49,5 @@ def test_payload_keys_and_types(quick_result):
         assert m["calls"] >= 1 and positive_finite(m["steps_per_s"]), name
         assert positive_finite(m["best_seconds_per_call"]) and m["steps_per_call"] > 0, name
     assert isinstance(quick_result["notes"], list)
+    for key in ("collection_over_raw", "trainer_over_raw", "trainer_over_brax_ppo"):
+        assert positive_finite(quick_result["median_ratios"][key]), key
