@@ -14,6 +14,7 @@ from purejaxsphere import ppo as ppo_lib
 from purejaxsphere.config import ConfigError
 from purejaxsphere.networks import Actor, Critic, actor_hidden_activations
 from purejaxsphere.train import Networks, inherit, init_train_state
+from test_train import TINY as TRAIN_TINY
 
 GRADIENT_ALGOS = [
     "moe_topk_sphere_all_layers",
@@ -325,12 +326,7 @@ def test_bad_algorithm_values_raise_config_error(override, message):
 
 # -- Every new algorithm trains from one override --------------------------------------------------------------------
 
-TINY = [
-    "num_envs=4", "ppo.n_steps=8", "ppo.minibatch_size=16", "ppo.update_epochs=2",
-    "network.hidden_sizes=[16,16]", "network.gate_hidden_sizes=[16]", "network.critic_hidden_sizes=[16]",
-    "network.n_experts=3", "eval.interval=64", "eval.episodes=2", "episode_length=20",
-    "tasks=[brax/reacher]", "seeds=1", "total_timesteps=64",
-]
+TINY = [*TRAIN_TINY, "tasks=[brax/reacher]", "seeds=1", "total_timesteps=64"]  # no diagnostics: compile time
 
 
 @pytest.fixture(scope="module")

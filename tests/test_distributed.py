@@ -39,9 +39,6 @@ def test_shard_axis_rule():
     assert shard_axis(4, 3, 6) is None
 
 
-# Known open (issue 7): the seed-axis comparison failed at the last stop, after the empty-array sharding fix; the
-# cause is not diagnosed yet. Kept visible as xfail (not skipped) until it is.
-@pytest.mark.xfail(reason="4-device metrics vs 1 device: mismatch under investigation (issue 7)", strict=False)
 @pytest.mark.parametrize("seeds", ["seeds=4", "seeds=2"], ids=["seed_axis", "env_axis"])
 def test_four_devices_match_one(seeds, tmp_path_factory, four_device_runs):
     one = tmp_path_factory.mktemp("one") / "run"
@@ -52,7 +49,10 @@ def test_four_devices_match_one(seeds, tmp_path_factory, four_device_runs):
     for a, b in zip(rows_one, rows_many):
         assert (a["seed"], a["chunk"]) == (b["seed"], b["chunk"])
         for key in COMPARED:
-            np.testing.assert_allclose(a[key], b[key], rtol=2e-4, atol=1e-6, err_msg=f"{seeds} {key}")
+            if a[key] is None or b[key] is None:  # train_return is None in a chunk where no episode ended
+                assert a[key] is b[key] is None, (seeds, key, a[key], b[key])
+            else:
+                np.testing.assert_allclose(a[key], b[key], rtol=2e-4, atol=1e-6, err_msg=f"{seeds} {key}")
     summary_one = json.loads((one / "summary.json").read_text())
     summary_many = json.loads((many / "summary.json").read_text())
     np.testing.assert_allclose(summary_one["final_average_return"], summary_many["final_average_return"], rtol=2e-4)
