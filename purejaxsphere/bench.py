@@ -20,6 +20,9 @@ program `min_seconds / 3` seconds per round), so that on a shared machine every 
 ratios stay meaningful. The fastest call is the headline figure (the least disturbed one); the median is kept
 beside it. Brax's PPO runs its own loop afterwards: its compile time is its two warm-up epochs minus their
 steady-state time.
+
+Memory: `memory.trainer_chunk_bytes` is XLA's plan for the chunk program (arguments, outputs, temporaries; what a
+GPU must hold for this batch shape), `memory.peak_rss_bytes` the process's peak resident memory.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import datetime
 import math
 import os
 import platform
+import resource
 import statistics
 import time
 import warnings
@@ -204,7 +208,28 @@ def trainer_programs(trainer: Trainer) -> dict[str, Program]:
     chunk, chunk_compile = trainer.compiled_chunk(0, state)
     steps = trainer.plan.steps_per_chunk * n_seeds
     fault = trainer.fault_vector(0, 0)  # zeros: no fault injection
-    return {"collection": collection, "trainer": Program(lambda s: chunk(s, fault)[0], state, steps, chunk_compile)}
+    return {"collection": collection,
+            "trainer": Program(lambda s: chunk(s, fault)[0], state, steps, chunk_compile, chunk)}
+
+
+def program_memory(compiled: Any) -> Optional[dict[str, int]]:
+    """XLA's memory plan of a compiled program in bytes: arguments, outputs, temporaries, and `total` (what the
+    device must hold while it runs; outputs aliased to donated arguments counted once). None where the backend
+    does not report it."""
+    try:
+        stats = compiled.memory_analysis()
+    except Exception:  # noqa: BLE001 - an optional report; some backends raise NotImplementedError
+        return None
+    if stats is None:
+        return None
+    sizes = {name: int(getattr(stats, f"{name}_size_in_bytes")) for name in ("argument", "output", "temp", "alias")}
+    sizes["total"] = sizes["argument"] + sizes["output"] + sizes["temp"] - sizes["alias"]
+    return sizes
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 @dataclasses.dataclass
@@ -555,6 +580,8 @@ def run_bench(cfg: Config, *, min_seconds: float, updates_per_chunk: int, brax_e
                             ("raw_env", "raw_env_wrapped", "collection", "trainer", "brax_ppo")
                             if key in timings},
         "measurements": {key: timing.as_dict() for key, timing in timings.items()},
+        "memory": {"trainer_chunk_bytes": program_memory(programs["trainer"].compiled),
+                   "peak_rss_bytes": peak_rss_bytes()},
         "notes": notes,
     }
 
@@ -597,6 +624,10 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"{name.replace('_', ' ')}: collection/raw " + _fmt(ratios["collection_over_raw"], 0, 2).strip()
                      + ", trainer/raw " + _fmt(ratios["trainer_over_raw"], 0, 2).strip()
                      + ", trainer/brax_ppo " + _fmt(ratios["trainer_over_brax_ppo"], 0, 2).strip())
+    chunk_memory = result["memory"]["trainer_chunk_bytes"]
+    lines.append("memory: trainer chunk program " + (f"{chunk_memory['total'] / 2**30:.2f} GiB (XLA plan)"
+                                                     if chunk_memory else "not reported")
+                 + f", process peak RSS {result['memory']['peak_rss_bytes'] / 2**30:.2f} GiB")
     lines += [f"note: {note}" for note in result["notes"]]
     return "\n".join(lines)
 

@@ -51,3 +51,11 @@ def test_payload_keys_and_types(quick_result):
     assert isinstance(quick_result["notes"], list)
     for key in ("collection_over_raw", "trainer_over_raw", "trainer_over_brax_ppo"):
         assert positive_finite(quick_result["median_ratios"][key]), key
+
+
+def test_memory_report(quick_result):
+    memory = quick_result["memory"]
+    chunk = memory["trainer_chunk_bytes"]  # XLA:CPU reports its plan
+    assert chunk["total"] == chunk["argument"] + chunk["output"] + chunk["temp"] - chunk["alias"]
+    assert chunk["argument"] > 0 and chunk["total"] >= chunk["argument"]
+    assert memory["peak_rss_bytes"] >= chunk["argument"]  # on CPU the carry lives in this process's memory
