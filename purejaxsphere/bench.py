@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from envs.core import Env, training_env
+from envs.core import Env
 from purejaxsphere.config import Config, validate
 from purejaxsphere.train import Trainer, make_rollout_fn
 

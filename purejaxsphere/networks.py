@@ -50,8 +50,7 @@ class ExpertStack(nn.Module):
     Computed expert-major: activations are [expert, batch, width], so each layer is one batched matmul per expert
     and the input is never broadcast to E copies. Outputs and hidden activations are handed back batch-major
     ([batch, expert, ...]). Same parameters and outputs as the batch-major einsum("bei,eio->beo"), measured 1.4x
-    faster for the whole trainer chunk on the H1 configuration on CPU (scripts/profile_expert_layout.py,
-    docs/benchmarks.md).
+    faster for the whole trainer chunk on the H1 configuration on CPU (docs/benchmarks.md).
     """
 
     n_experts: int

@@ -6,7 +6,6 @@
 One program = a lax.scan of `--minibatches` steps of `ppo.minibatch_update` (the trainer's own step: actor and
 critic gradients, two clipped Adams, KL-adaptive rate, diagnostics) on random minibatches, for:
 - sphere_<mode>:        the trainer's step with sphere.mode = loss (default algo), off, grad
-- *_expert_major:       the same with the experts computed expert-major (scripts/profile_expert_layout.py)
 - plain_ppo:            a reference step: one value_and_grad of clipped surrogate + 0.5 value loss over both
                         networks, one clipped Adam (what Brax's PPO step does), same networks
 - *_vmap<S>:            the same under jax.vmap over S seeds (the trainer vmaps its chunk program over seeds)
@@ -57,7 +56,6 @@ def trainer_step_program(cfg: Any, nets: Any, batches: Any) -> Callable:
 def plain_ppo_program(cfg: Any, nets: Any, batches: Any) -> Callable:
     """(UpdateState) -> UpdateState: Brax-style step: one loss over both networks, one optimizer."""
     import jax
-    import jax.numpy as jnp
 
     from purejaxsphere import ppo as ppo_lib
     from purejaxsphere.networks import gaussian_log_prob
@@ -99,22 +97,15 @@ def main() -> None:
     import jax
     import jax.numpy as jnp
 
-    from purejaxsphere import bench, networks
+    from purejaxsphere import bench
     from purejaxsphere import ppo as ppo_lib
     from purejaxsphere.train import build_networks
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from profile_expert_layout import expert_major_stack
-
     batches = random_batches(jax.random.PRNGKey(0), args.minibatches, base.ppo.minibatch_size, args.obs, args.act)
     samples = args.minibatches * base.ppo.minibatch_size
-    original = networks.ExpertStack
     programs: dict[str, bench.Program] = {}
-    variants = [("sphere_loss", "loss", original), ("sphere_off", "off", original), ("sphere_grad", "grad", original),
-                ("sphere_loss_expert_major", "loss", expert_major_stack()),
-                ("sphere_off_expert_major", "off", expert_major_stack()), ("plain_ppo", "off", original)]
-    for name, mode, stack in variants:
-        networks.ExpertStack = stack
+    variants = [("sphere_loss", "loss"), ("sphere_off", "off"), ("sphere_grad", "grad"), ("plain_ppo", "off")]
+    for name, mode in variants:
         cfg = dataclasses.replace(base, sphere=dataclasses.replace(base.sphere, mode=mode))
         nets = build_networks(cfg, args.act)
         dummy = jnp.zeros((1, args.obs))
@@ -129,13 +120,12 @@ def main() -> None:
         state = ppo_lib.UpdateState(actor_params, critic_params, opt_state, nets.optimizer.init(critic_params),
                                     jnp.asarray(3e-4), jnp.zeros((), bool))
         programs[name] = bench.jax_program(fn, state, samples, with_outputs=True)
-        if name in ("sphere_loss", "sphere_loss_expert_major", "plain_ppo") and args.seeds:
+        if name in ("sphere_loss", "plain_ppo") and args.seeds:
             # The trainer vmaps its chunk over seeds: the same step under vmap, `--seeds` identical copies.
             stack_seeds = lambda tree: jax.tree.map(lambda x: jnp.stack([x] * args.seeds), tree)  # noqa: E731
             vmapped = jax.vmap(fn)
             programs[f"{name}_vmap{args.seeds}"] = bench.jax_program(vmapped, stack_seeds(state), samples * args.seeds,
                                                                      with_outputs=True)
-    networks.ExpertStack = original
     load = bench.load_average()
     timings = bench.time_interleaved(programs, args.min_seconds)
     print(f"{args.minibatches} minibatch steps of {base.ppo.minibatch_size} samples, MoE E={base.network.n_experts} "

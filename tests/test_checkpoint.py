@@ -1,7 +1,6 @@
 """Checkpoints, exact resume after SIGKILL and SIGTERM, corrupt-checkpoint fallback, numerical-fault handling."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess

@@ -35,7 +35,7 @@ import numpy as np
 from flax import struct
 
 from envs.core import State
-from envs.metaworld.model import CompatRecord, load_models
+from envs.metaworld.model import load_models
 
 HAND_SPACE_LOW = np.array([-0.525, 0.348, -0.0525])
 HAND_SPACE_HIGH = np.array([0.525, 1.025, 0.7])
