@@ -123,24 +123,22 @@ class StopFlag:
 def resume_config(overrides: list[str]) -> tuple[Config, Path]:
     """The config of the run directory named by `resume=RUN_DIR` (other overrides but `progress` are refused:
     a resumed run continues exactly the run it was)."""
-    import yaml
-
-    from purejaxsphere.config import from_dict
+    from purejaxsphere.config import read_run_config
 
     resume = [o for o in overrides if o.startswith("resume=")]
     others = [o for o in overrides if not o.startswith(("resume=", "progress="))]
     if others:
         raise ConfigError(f"resume: other overrides are not allowed when resuming (the run's config.yaml is used), got {others}")
     run_dir = Path(resume[-1].split("=", 1)[1])
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise ConfigError(f"resume: {run_dir} is not a run directory (no config.yaml)")
-    values = yaml.safe_load(config_file.read_text())
-    values.update(resume=None, run_dir=str(run_dir))
+    try:
+        cfg = read_run_config(run_dir)
+    except ConfigError as error:
+        raise ConfigError(f"resume: {error}") from None
+    cfg.resume, cfg.run_dir = None, str(run_dir)
     for override in overrides:
         if override.startswith("progress="):
-            values["progress"] = override.split("=", 1)[1].lower() in ("true", "1", "yes")
-    return from_dict(values), run_dir
+            cfg.progress = override.split("=", 1)[1].lower() in ("true", "1", "yes")
+    return cfg, run_dir
 
 
 def train(overrides: list[str]) -> int:
