@@ -1,8 +1,8 @@
 """Test session setup, before jax is imported anywhere in the session (subprocesses inherit the environment):
 - MJX on CPU needs the XLA:CPU fusion-emitter workaround (MuJoCo issue 2957);
 - W&B off unless a test turns it on;
-- one persistent compilation cache per test run (shared by pytest-xdist workers), so the many tiny runs that compile the same programs (trainer,
-  checkpoint/resume, report, eval tests) compile each once.
+- one persistent compilation cache per test run (shared by pytest-xdist workers), so the many tiny runs that
+  compile the same programs (trainer, checkpoint/resume, report, eval tests) compile each once.
 """
 
 import os

@@ -15,15 +15,11 @@ import pytest
 from purejaxsphere import checkpoint as ckpt
 from purejaxsphere.cli import main
 from purejaxsphere.logging import read_metrics
+from test_train import TINY
 
 REPO = Path(__file__).resolve().parent.parent
 # Two tasks of three chunks (two PPO updates each); small enough to compile in seconds on CPU.
-TINY_RUN = [
-    "num_envs=4", "ppo.n_steps=8", "ppo.minibatch_size=16", "ppo.update_epochs=2",
-    "network.hidden_sizes=[16,16]", "network.gate_hidden_sizes=[16]", "network.critic_hidden_sizes=[16]",
-    "network.n_experts=3", "eval.interval=64", "eval.episodes=2", "episode_length=20",
-    "total_timesteps=192", "seeds=2", "progress=false", "wandb.mode=disabled", "diagnostics.enabled=false",
-]
+TINY_RUN = [*TINY, "total_timesteps=192", "seeds=2", "progress=false", "wandb.mode=disabled"]
 TIMING = ("steps_per_s", "chunk_seconds", "compile_seconds", "elapsed_seconds")
 
 

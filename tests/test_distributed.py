@@ -12,13 +12,12 @@ import pytest
 from purejaxsphere.cli import main
 from purejaxsphere.distributed import shard_axis
 from purejaxsphere.logging import read_metrics
+from test_train import TINY
 
 REPO = Path(__file__).resolve().parent.parent
 ONE_TASK = [
-    "tasks=[brax/reacher]", "num_envs=4", "ppo.n_steps=8", "ppo.minibatch_size=16", "ppo.update_epochs=2",
-    "network.hidden_sizes=[16,16]", "network.gate_hidden_sizes=[16]", "network.critic_hidden_sizes=[16]",
-    "network.n_experts=3", "eval.interval=64", "eval.episodes=2", "episode_length=20", "total_timesteps=128",
-    "progress=false", "wandb.mode=disabled", "checkpoint.enabled=false", "diagnostics.enabled=false",
+    *TINY, "tasks=[brax/reacher]", "total_timesteps=128", "progress=false", "wandb.mode=disabled",
+    "checkpoint.enabled=false",
 ]
 COMPARED = ("eval_return", "train_return", "policy_loss", "value_loss", "approx_kl", "learning_rate_end")
 
