@@ -96,7 +96,7 @@ def load_models(xml_name: str) -> tuple[mujoco.MjModel, mujoco.MjModel, CompatRe
     if len(spec_geoms) != original.ngeom:
         raise RuntimeError(f"{xml_name}: spec has {len(spec_geoms)} geoms, model {original.ngeom}")
 
-    converted = []
+    converted, converted_ids = [], []
     for gid, geom in enumerate(spec_geoms):
         if original.geom_type[gid] != mujoco.mjtGeom.mjGEOM_CYLINDER:
             continue
@@ -111,6 +111,7 @@ def load_models(xml_name: str) -> tuple[mujoco.MjModel, mujoco.MjModel, CompatRe
         geom.fromto = [np.nan] * 6  # the compiled pose below replaces any fromto
         geom.pos = original.geom_pos[gid].tolist()
         geom.quat = original.geom_quat[gid].tolist()
+        converted_ids.append(gid)
         body = mujoco.mj_id2name(original, mujoco.mjtObj.mjOBJ_BODY, original.geom_bodyid[gid]) or "?"
         converted.append(f"geom {gid} ({original.geom(gid).name or 'unnamed'}) on body {body}: "
                          f"radius {radius:.4g}, half-length {half_length:.4g}")
@@ -132,9 +133,12 @@ def load_models(xml_name: str) -> tuple[mujoco.MjModel, mujoco.MjModel, CompatRe
     # Keep the dynamics of the untouched model: same masses and inertias, same solver settings.
     for field in ("body_mass", "body_inertia", "body_ipos", "body_iquat", "body_subtreemass"):
         getattr(rewritten, field)[:] = getattr(original, field)
-    # MuJoCo re-centres mesh geoms on their inertial frame: restore the original geom poses.
-    rewritten.geom_pos[:] = original.geom_pos
-    rewritten.geom_quat[:] = original.geom_quat
+    # MuJoCo re-centres mesh geoms on their inertial frame: restore the original geom poses. Not for the prisms:
+    # the compiler also turns a mesh into its principal-axis frame and composes that rotation into the geom's
+    # pose (a flat prism, such as the nail head, gets its axes permuted), so their compiled pose is the right one.
+    kept = np.setdiff1d(np.arange(original.ngeom), converted_ids)
+    rewritten.geom_pos[kept] = original.geom_pos[kept]
+    rewritten.geom_quat[kept] = original.geom_quat[kept]
     set_mocap_welds(rewritten)
     zeroed = []
     for gid in range(rewritten.ngeom if not _mjx_accepts(rewritten) else 0):
