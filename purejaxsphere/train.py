@@ -26,7 +26,7 @@ from purejaxsphere import plasticity
 from purejaxsphere import ppo as ppo_lib
 from purejaxsphere.checkpoint import Checkpoint, Position
 from purejaxsphere.config import Config, ConfigError, PPOConfig, seed_list, sweep_values, with_value
-from purejaxsphere.distributed import make_placement, to_host
+from purejaxsphere.distributed import barrier, make_placement, to_host
 from purejaxsphere.networks import Actor, Critic, gaussian_log_prob
 from purejaxsphere.normalize import RunningStats, init_stats, normalize, update_stats
 
@@ -484,8 +484,8 @@ class Trainer:
 
     def start_task(self, task_index: int, previous: Optional[TrainState]) -> TrainState:
         """The state a task starts from: fresh, then what `cfg.carry` keeps from the previous task's final state."""
-        fresh = self.fresh_state(task_index)
-        return self.place(fresh if previous is None else inherit(previous, fresh, self.cfg))
+        fresh = self.place(self.fresh_state(task_index))  # placed first: inherit's arithmetic sees one sharding
+        return fresh if previous is None else self.place(inherit(previous, fresh, self.cfg))
 
     def fresh_state(self, task_index: int) -> TrainState:
         """Every member's freshly initialized state for a task (its keys and, with a sweep, its value)."""
@@ -509,6 +509,9 @@ class Trainer:
             return self._compiled[name], 0.0
         tick = time.perf_counter()
         self._compiled[name] = self.programs(task_index).chunk.lower(state, self.fault_vector(task_index, -1)).compile()
+        # Several hosts: the sharded program holds collectives, whose first use fails unless every host joins within
+        # 30 s (CPU/gloo); a host can be minutes behind, still compiling.
+        barrier("purejaxsphere.chunk_compiled")
         return self._compiled[name], time.perf_counter() - tick
 
     def fault_vector(self, task_index: int, chunk: int) -> jax.Array:

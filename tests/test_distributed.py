@@ -1,7 +1,9 @@
-"""Several devices: 4 forced CPU host devices give the metrics of one device (seed axis and env axis sharding)."""
+"""Several devices: 4 forced CPU host devices give the metrics of one device (seed axis and env axis sharding), and
+so do two processes joined by jax.distributed (multi-host on one machine)."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 
 from purejaxsphere.cli import main
-from purejaxsphere.distributed import shard_axis
+from purejaxsphere.distributed import process_arguments, shard_axis
 from purejaxsphere.logging import read_metrics
 from test_train import TINY
 
@@ -38,23 +40,81 @@ def test_shard_axis_rule():
     assert shard_axis(4, 3, 6) is None
 
 
-@pytest.mark.parametrize("seeds", ["seeds=4", "seeds=2"], ids=["seed_axis", "env_axis"])
-def test_four_devices_match_one(seeds, tmp_path_factory, four_device_runs):
-    one = tmp_path_factory.mktemp("one") / "run"
-    assert main(["train", *ONE_TASK, seeds, f"run_dir={one}"]) == 0
-    many = four_device_runs[seeds]
+def test_process_arguments_from_environment():
+    assert process_arguments({}) == {}
+    assert process_arguments({"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}) == {"num_processes": 2, "process_id": 1}
+    with pytest.raises(ValueError, match="JAX_PROCESS_ID='x' is not an integer"):
+        process_arguments({"JAX_PROCESS_ID": "x"})
+    with pytest.raises(ValueError, match=r"JAX_PROCESS_ID=2 is not in \[0, JAX_NUM_PROCESSES=2\)"):
+        process_arguments({"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"})
+
+
+@pytest.fixture(scope="module")
+def one_device_runs(tmp_path_factory):
+    """The reference runs on one device, one per seeds setting, made on first use."""
+    runs = {}
+
+    def run(seeds: str) -> Path:
+        if seeds not in runs:
+            runs[seeds] = tmp_path_factory.mktemp("one") / "run"
+            assert main(["train", *ONE_TASK, seeds, f"run_dir={runs[seeds]}"]) == 0
+        return runs[seeds]
+
+    return run
+
+
+def assert_same_run(one: Path, many: Path, label: str) -> None:
     rows_one, rows_many = read_metrics(one), read_metrics(many)
     assert len(rows_one) == len(rows_many) > 0
     for a, b in zip(rows_one, rows_many):
         assert (a["seed"], a["chunk"]) == (b["seed"], b["chunk"])
         for key in COMPARED:
             if a[key] is None or b[key] is None:  # train_return is None in a chunk where no episode ended
-                assert a[key] is b[key] is None, (seeds, key, a[key], b[key])
+                assert a[key] is b[key] is None, (label, key, a[key], b[key])
             else:
-                np.testing.assert_allclose(a[key], b[key], rtol=2e-4, atol=1e-6, err_msg=f"{seeds} {key}")
+                np.testing.assert_allclose(a[key], b[key], rtol=2e-4, atol=1e-6, err_msg=f"{label} {key}")
     summary_one = json.loads((one / "summary.json").read_text())
     summary_many = json.loads((many / "summary.json").read_text())
     np.testing.assert_allclose(summary_one["final_average_return"], summary_many["final_average_return"], rtol=2e-4)
+
+
+@pytest.mark.parametrize("seeds", ["seeds=4", "seeds=2"], ids=["seed_axis", "env_axis"])
+def test_four_devices_match_one(seeds, one_device_runs, four_device_runs):
+    assert_same_run(one_device_runs(seeds), four_device_runs[seeds], seeds)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_hosts_match_one(tmp_path, one_device_runs):
+    """Two processes, one CPU device each, joined through JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
+    JAX_PROCESS_ID and `distributed=true`: the seed axis is split across the processes (cross-process collectives
+    over gloo), process 0 writes the run directory, and the metrics equal a one-process run's."""
+    run_dir = tmp_path / "run"
+    address = f"127.0.0.1:{free_port()}"
+    command = [sys.executable, "-c", "import sys; from purejaxsphere.cli import main; sys.exit(main(sys.argv[1:]))",
+               "train", *ONE_TASK, "seeds=2", "distributed=true", f"run_dir={run_dir}"]
+    hosts = []
+    for process_id in range(2):
+        env = dict(os.environ, JAX_COORDINATOR_ADDRESS=address, JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(process_id))
+        env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f)
+        hosts.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True))
+    outputs = []
+    for host in hosts:
+        try:
+            outputs.append(host.communicate(timeout=1200)[0])
+        finally:
+            host.kill()
+    for process_id, (host, output) in enumerate(zip(hosts, outputs)):
+        assert host.returncode == 0, f"process {process_id}:\n{output[-3000:]}"
+        assert "done: final average return" in output
+    # Process 0 writes the run directory; process 1 its own copy below it, from the same gathered metrics.
+    assert_same_run(run_dir, run_dir / ".process_1", "process 1's copy")
+    assert_same_run(one_device_runs("seeds=2"), run_dir, "two hosts")
 
 
 @pytest.fixture(scope="module")
