@@ -138,6 +138,12 @@ class SawyerTask:
         m = self.reference_model
         self.ids = _Ids(m)
         self.moved_body_id = m.body(self.moved_body).id if self.moved_body else -1
+        if self.moved_body_id >= 0 and m.body_parentid[self.moved_body_id] != 0:
+            raise ValueError(f"{self.short_name}: the fixture body {self.moved_body!r} must be a child of the world")
+        # The fixture body's subtree (bodies, and the sites and geoms on them): what moves with it.
+        self._fixture_bodies = np.array([self._in_subtree(m, b, self.moved_body_id) for b in range(m.nbody)])
+        self._fixture_sites = self._fixture_bodies[m.site_bodyid]
+        self._fixture_geoms = self._fixture_bodies[m.geom_bodyid]
         self.mocap_low = np.array(self.hand_low, np.float64)
         self.mocap_high = np.array(self.hand_high, np.float64)
         self.goal_space_low = np.array(self.goal_low, np.float64)
@@ -158,6 +164,14 @@ class SawyerTask:
             self.mjx_model = _mjx().put_model(self.mjx_mj_model)  # built here: never inside a trace
         else:
             self.cpu_physics = self._make_cpu_physics(num_threads)
+
+    @staticmethod
+    def _in_subtree(model: mujoco.MjModel, body: int, root: int) -> bool:
+        while root >= 0 and body > 0:
+            if body == root:
+                return True
+            body = int(model.body_parentid[body])
+        return False
 
     # --- constants of the task (C MuJoCo, once) ----------------------------------------------------------------
     def fixture_position(self, rand) -> np.ndarray:
@@ -285,7 +299,7 @@ class SawyerTask:
         body_pos = self.fixture(rand)
         view = view_fn(qpos, qvel, body_pos)
         if self.stale_reset_view:
-            view = {k: jnp.asarray(v, jnp.float32) for k, v in hr_view.items()}
+            view = self.move_fixture({k: jnp.asarray(v, jnp.float32) for k, v in hr_view.items()}, body_pos)
         episode = self.episode_constants(view, rand)
         episode = {k: jnp.asarray(v, jnp.float32) for k, v in episode.items()}
         episode["rand_vec"] = jnp.asarray(rand, jnp.float32)
@@ -293,6 +307,22 @@ class SawyerTask:
         current = self.current_frame(view)
         obs, _ = self.observe(view, current, episode, clip=False)
         return qpos, qvel, body_pos, episode, obs, self.after_reset_obs(qpos)
+
+    def move_fixture(self, view, body_pos):
+        """The kinematics `view` with the fixture body's subtree translated so that the body sits at `body_pos`.
+
+        For a stale reset view (window-close): the package reads kinematics left over from a hand reset that ran
+        with the fixture at the fixed configuration's place; with a fixture placed per episode the same hand reset
+        (which never touches it) would have left this. The fixture's parent is the world frame (checked at init).
+        """
+        if self.moved_body_id < 0:
+            return view
+        delta = jnp.asarray(body_pos, jnp.float32) - view["xpos"][self.moved_body_id]
+        moved = dict(view)
+        for key, mask in (("xpos", self._fixture_bodies), ("site_xpos", self._fixture_sites),
+                          ("geom_xpos", self._fixture_geoms)):
+            moved[key] = view[key] + jnp.asarray(mask, jnp.float32)[:, None] * delta
+        return moved
 
     def step_outputs(self, view, prev, episode, action, touch):
         obs, current = self.observe(view, prev, episode, clip=True)
