@@ -37,31 +37,46 @@ def effective_rank(eigenvalues: jax.Array) -> jax.Array:
     return jnp.where(total > 0, jnp.exp(entropy), 0.0)
 
 
-def psd_effective_rank(matrix: jax.Array) -> jax.Array:
+def after(x: jax.Array, previous: Optional[jax.Array]) -> jax.Array:
+    """`x`, made available only once `previous` is computed (an optimization barrier on both; values unchanged).
+
+    Why: on CPU every eigendecomposition is a LAPACK call that jaxlib (0.10) splits over XLA's intra-op thread pool
+    and then blocks on. XLA runs independent calls concurrently; once as many are blocked as the pool has threads
+    (two on a 2-core machine), nobody is left to run their pieces and the program hangs for ever (seen in bench
+    runs: every worker idle, two threads in lapack_ssyevd_ffi -> ParallelBatchMap -> BlockingCounter::Wait).
+    Chaining the diagnostics' eigendecompositions keeps one in flight at a time.
+    """
+    if previous is None:
+        return x
+    return jax.lax.optimization_barrier((x, previous))[0]
+
+
+def psd_effective_rank(matrix: jax.Array, previous: Optional[jax.Array] = None) -> jax.Array:
     """Effective rank of a symmetric PSD matrix. Eigenvalues below n * eps * max (numerical rank tolerance, as in
-    numpy.linalg.matrix_rank) count as 0, so float round-off does not inflate the rank."""
-    symmetric = 0.5 * (matrix + matrix.T)
+    numpy.linalg.matrix_rank) count as 0, so float round-off does not inflate the rank. The eigendecomposition
+    starts only after `previous` is computed (`after`)."""
+    symmetric = after(0.5 * (matrix + matrix.T), previous)
     lam = jnp.linalg.eigvalsh(symmetric)
     tol = jnp.max(jnp.abs(lam)) * matrix.shape[0] * jnp.finfo(lam.dtype).eps
     return effective_rank(jnp.where(lam > tol, lam, 0.0))
 
 
-def gram_effective_rank(x: jax.Array) -> jax.Array:
+def gram_effective_rank(x: jax.Array, previous: Optional[jax.Array] = None) -> jax.Array:
     """Effective rank of the Gram x^T x / T of rows x [T, D], from the T x T kernel x x^T / T when D > T (same
     non-zero spectrum)."""
     t, d = x.shape
     gram = x @ x.T / t if d > t else x.T @ x / t
-    return psd_effective_rank(gram)
+    return psd_effective_rank(gram, previous)
 
 
-def weighted_feature_rank(features: jax.Array, weights: jax.Array) -> jax.Array:
+def weighted_feature_rank(features: jax.Array, weights: jax.Array, previous: Optional[jax.Array] = None) -> jax.Array:
     """Effective rank of SPHERE's A = Phi^T Phi / T, Phi = weighted_expert_features(features [T,E,d], weights [T,E])."""
-    return gram_effective_rank(weighted_expert_features(features, weights))
+    return gram_effective_rank(weighted_expert_features(features, weights), previous)
 
 
-def layer_feature_rank(hidden: jax.Array) -> jax.Array:
+def layer_feature_rank(hidden: jax.Array, previous: Optional[jax.Array] = None) -> jax.Array:
     """Mean over experts of the effective rank of each expert's feature Gram h_e^T h_e / T; hidden [T, E, d]."""
-    return jnp.mean(jax.vmap(gram_effective_rank, in_axes=1)(hidden))
+    return jnp.mean(jax.vmap(gram_effective_rank, in_axes=1)(after(hidden, previous)))
 
 
 def entk(mean_fn: MeanFn, params: PyTree, obs: jax.Array, block_size: int = 1) -> jax.Array:
@@ -84,9 +99,10 @@ def entk(mean_fn: MeanFn, params: PyTree, obs: jax.Array, block_size: int = 1) -
     return columns.reshape(-1, columns.shape[-1])  # symmetric, so rows == columns
 
 
-def entk_effective_rank(mean_fn: MeanFn, params: PyTree, obs: jax.Array, block_size: int = 1) -> jax.Array:
+def entk_effective_rank(mean_fn: MeanFn, params: PyTree, obs: jax.Array, block_size: int = 1,
+                        previous: Optional[jax.Array] = None) -> jax.Array:
     """Effective rank of the eNTK of the action mean on the probe batch."""
-    return psd_effective_rank(entk(mean_fn, params, obs, block_size))
+    return psd_effective_rank(entk(mean_fn, params, obs, block_size), previous)
 
 
 def dormant_ratio(hidden: tuple[jax.Array, ...], tau: float = 0.0) -> jax.Array:
@@ -160,10 +176,14 @@ def spectral_diagnostics(
     load = routing_load(routed)
     select = selection_load(routed)
     mean_fn = lambda params, obs: actor.apply(params, obs).mean  # noqa: E731
+    # The ranks' eigendecompositions run one after another (see `after`): each waits for the previous rank.
+    ranks = {"entk_rank": entk_effective_rank(mean_fn, actor_params, probe_obs[:entk_states], entk_block_size)}
+    ranks["gram_rank"] = weighted_feature_rank(out.features, out.weights, ranks["entk_rank"])
+    previous = ranks["gram_rank"]
+    for i, h in enumerate(out.hidden):
+        previous = ranks[f"feature_rank_l{i}"] = layer_feature_rank(h, previous)
     diagnostics = {
-        "entk_rank": entk_effective_rank(mean_fn, actor_params, probe_obs[:entk_states], entk_block_size),
-        "gram_rank": weighted_feature_rank(out.features, out.weights),
-        **{f"feature_rank_l{i}": layer_feature_rank(h) for i, h in enumerate(out.hidden)},
+        **ranks,
         "dormant_ratio": dormant_ratio(out.hidden, dormant_tau),
         "probe_routing_entropy": routing_entropy(routed),
         "load_entropy": distribution_entropy(load),

@@ -159,3 +159,43 @@ def test_spectral_diagnostics_every_actor_kind_jit_and_vmap(kind):
         assert out["routing_load_e0"][0] == 1.0 and out["probe_routing_entropy"][0] == 0.0
     else:
         assert out["probe_routing_entropy"][0] > 0.0
+
+
+def _contains_eigh(eqn) -> bool:
+    """Whether a jaxpr equation is, or holds in a sub-jaxpr (jit, vmap of jit, ...), an eigendecomposition."""
+    if eqn.primitive.name == "eigh":
+        return True
+    return any(_contains_eigh(inner) for value in eqn.params.values() for jaxpr in _jaxprs_in(value)
+               for inner in jaxpr.eqns)
+
+
+def _jaxprs_in(value):
+    if hasattr(value, "jaxpr") and hasattr(value.jaxpr, "eqns"):  # ClosedJaxpr
+        yield value.jaxpr
+    elif hasattr(value, "eqns"):  # Jaxpr
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _jaxprs_in(item)
+
+
+def test_diagnostic_eigendecompositions_run_one_at_a_time():
+    """Every eigendecomposition of spectral_diagnostics depends on the one before it, so XLA:CPU never runs two
+    LAPACK calls at once (concurrent ones deadlocked jaxlib 0.10's intra-op thread pool: metrics.after)."""
+    actor, params, obs = make("moe_topk")
+    seeds = jax.tree.map(lambda x: jnp.stack([x, 0.5 * x]), params)
+    jaxpr = jax.make_jaxpr(jax.vmap(lambda p: metrics.spectral_diagnostics(actor, p, obs, entk_block_size=2)))(seeds)
+    eqns = jaxpr.jaxpr.eqns
+    producer = {id(var): i for i, eqn in enumerate(eqns) for var in eqn.outvars}
+    ancestors: list[set] = []
+    for eqn in eqns:
+        found = set()
+        for var in eqn.invars:
+            if id(var) in producer:
+                j = producer[id(var)]
+                found |= {j} | ancestors[j]
+        ancestors.append(found)
+    calls = [i for i, eqn in enumerate(eqns) if _contains_eigh(eqn)]
+    assert len(calls) == 4  # eNTK, SPHERE's Gram, two hidden layers
+    for earlier, later in zip(calls, calls[1:]):
+        assert earlier in ancestors[later], (eqns[earlier].primitive, eqns[later].primitive)
