@@ -38,17 +38,19 @@ def effective_rank(eigenvalues: jax.Array) -> jax.Array:
 
 
 def after(x: jax.Array, previous: Optional[jax.Array]) -> jax.Array:
-    """`x`, made available only once `previous` is computed (an optimization barrier on both; values unchanged).
+    """`x` plus an exact zero computed from `previous`: the same values, available only once `previous` is.
 
     Why: on CPU every eigendecomposition is a LAPACK call that jaxlib (0.10) splits over XLA's intra-op thread pool
     and then blocks on. XLA runs independent calls concurrently; once as many are blocked as the pool has threads
     (two on a 2-core machine), nobody is left to run their pieces and the program hangs for ever (seen in bench
     runs: every worker idle, two threads in lapack_ssyevd_ffi -> ParallelBatchMap -> BlockingCounter::Wait).
-    Chaining the diagnostics' eigendecompositions keeps one in flight at a time.
+    Chaining the diagnostics' eigendecompositions keeps one in flight at a time. The dependency must be a real
+    read: XLA:CPU orders its thunks by the buffers they read, and an optimization barrier only aliases buffers
+    (with one, the hang still happened). min(|previous|, 0) is 0 for any number, so `x` is unchanged.
     """
     if previous is None:
         return x
-    return jax.lax.optimization_barrier((x, previous))[0]
+    return x + jnp.minimum(jnp.abs(jnp.sum(previous)), 0.0).astype(x.dtype)
 
 
 def psd_effective_rank(matrix: jax.Array, previous: Optional[jax.Array] = None) -> jax.Array:

@@ -300,13 +300,18 @@ class SawyerTask:
         view = view_fn(qpos, qvel, body_pos)
         if self.stale_reset_view:
             view = self.move_fixture({k: jnp.asarray(v, jnp.float32) for k, v in hr_view.items()}, body_pos)
+        episode, obs = self.reset_outputs(view, rand)
+        return qpos, qvel, body_pos, episode, obs, self.after_reset_obs(qpos)
+
+    def reset_outputs(self, view, rand) -> tuple[dict, jax.Array]:
+        """The episode constants and the reset observation (previous frame = current frame, unclipped)."""
         episode = self.episode_constants(view, rand)
         episode = {k: jnp.asarray(v, jnp.float32) for k, v in episode.items()}
         episode["rand_vec"] = jnp.asarray(rand, jnp.float32)
         episode.setdefault("init_tcp", jnp.asarray(self.init_tcp, jnp.float32))
         current = self.current_frame(view)
         obs, _ = self.observe(view, current, episode, clip=False)
-        return qpos, qvel, body_pos, episode, obs, self.after_reset_obs(qpos)
+        return episode, obs
 
     def move_fixture(self, view, body_pos):
         """The kinematics `view` with the fixture body's subtree translated so that the body sits at `body_pos`.

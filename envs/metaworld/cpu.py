@@ -34,7 +34,7 @@ class MetaWorldCPUEnv(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
         self.max_path_length = task.episode_length
         self._sample = jax.jit(task.sample_rand_vec)
-        self._reset_outputs = jax.jit(self._reset_outputs_fn)
+        self._reset_outputs = jax.jit(task.reset_outputs)
         self._step_outputs = jax.jit(task.step_outputs)
         self._key = jax.random.PRNGKey(task.seed)
         self._prev = None
@@ -45,16 +45,6 @@ class MetaWorldCPUEnv(gym.Env):
         ids = task.ids
         self._pads = (ids.geom["leftpad_geom"], ids.geom["rightpad_geom"])
         self._obj_geom = ids.geom["objGeom"] if task.needs_touch else -1
-
-    def _reset_outputs_fn(self, view, rand):
-        task = self.task
-        episode = task.episode_constants(view, rand)
-        episode = {k: jnp.asarray(v, jnp.float32) for k, v in episode.items()}
-        episode["rand_vec"] = jnp.asarray(rand, jnp.float32)
-        episode.setdefault("init_tcp", jnp.asarray(task.init_tcp, jnp.float32))
-        current = task.current_frame(view)
-        obs, _ = task.observe(view, current, episode, clip=False)
-        return episode, obs
 
     def reset_to(self, rand):
         """Reset with a given random reset vector; returns the observation."""
