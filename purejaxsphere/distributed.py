@@ -6,9 +6,9 @@ over all devices with `jax.sharding`; the compiled chunk program then runs SPMD,
   run stays on one device (with a message).
 - Several hosts: `distributed=true` calls `jax.distributed.initialize()` with JAX_COORDINATOR_ADDRESS,
   JAX_NUM_PROCESSES and JAX_PROCESS_ID from the environment (jax itself reads only the first; with none of them set,
-  jax detects a cluster such as SLURM or a TPU pod), and every host runs the same command. Every host builds the same initial carry (it depends only on the seeds), so
-  global arrays are assembled from the local copy; metrics are gathered to every host and only process 0 writes the
-  run directory and trackers.
+  jax detects a cluster such as SLURM or a TPU pod), and every host runs the same command. Every host builds the
+  same initial carry (it depends only on the seeds), so global arrays are assembled from the local copy; metrics
+  are gathered to every host and only process 0 writes the run directory and trackers.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def process_arguments(environ: Mapping[str, str]) -> dict[str, int]:
             arguments[argument] = int(value)
         except ValueError:
             raise ValueError(f"{variable}={value!r} is not an integer") from None
-    if {"num_processes", "process_id"} <= arguments.keys() and not 0 <= arguments["process_id"] < arguments["num_processes"]:
+    both = {"num_processes", "process_id"} <= arguments.keys()
+    if both and not 0 <= arguments["process_id"] < arguments["num_processes"]:
         raise ValueError(f"JAX_PROCESS_ID={arguments['process_id']} is not in [0, JAX_NUM_PROCESSES="
                          f"{arguments['num_processes']})")
     return arguments

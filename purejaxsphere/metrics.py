@@ -46,7 +46,7 @@ def after(x: jax.Array, previous: Optional[jax.Array]) -> jax.Array:
     runs: every worker idle, two threads in lapack_ssyevd_ffi -> ParallelBatchMap -> BlockingCounter::Wait).
     Chaining the diagnostics' eigendecompositions keeps one in flight at a time. The dependency must be a real
     read: XLA:CPU orders its thunks by the buffers they read, and an optimization barrier only aliases buffers
-    (with one, the hang still happened). min(|previous|, 0) is 0 for any number, so `x` is unchanged.
+    (with one, the hang still happened). min(|previous|, 0) is 0 for every number but NaN, so `x` is unchanged.
     """
     if previous is None:
         return x
