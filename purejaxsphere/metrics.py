@@ -37,7 +37,7 @@ def effective_rank(eigenvalues: jax.Array) -> jax.Array:
     return jnp.where(total > 0, jnp.exp(entropy), 0.0)
 
 
-def after(x: jax.Array, previous: Optional[jax.Array]) -> jax.Array:
+def after(x: jax.Array, previous: jax.Array) -> jax.Array:
     """`x` plus an exact zero computed from `previous`: the same values, available only once `previous` is.
 
     Why: on CPU every eigendecomposition is a LAPACK call that jaxlib (0.10) splits over XLA's intra-op thread pool
@@ -48,37 +48,34 @@ def after(x: jax.Array, previous: Optional[jax.Array]) -> jax.Array:
     read: XLA:CPU orders its thunks by the buffers they read, and an optimization barrier only aliases buffers
     (with one, the hang still happened). min(|previous|, 0) is 0 for every number but NaN, so `x` is unchanged.
     """
-    if previous is None:
-        return x
     return x + jnp.minimum(jnp.abs(jnp.sum(previous)), 0.0).astype(x.dtype)
 
 
-def psd_effective_rank(matrix: jax.Array, previous: Optional[jax.Array] = None) -> jax.Array:
+def psd_effective_rank(matrix: jax.Array) -> jax.Array:
     """Effective rank of a symmetric PSD matrix. Eigenvalues below n * eps * max (numerical rank tolerance, as in
-    numpy.linalg.matrix_rank) count as 0, so float round-off does not inflate the rank. The eigendecomposition
-    starts only after `previous` is computed (`after`)."""
-    symmetric = after(0.5 * (matrix + matrix.T), previous)
+    numpy.linalg.matrix_rank) count as 0, so float round-off does not inflate the rank."""
+    symmetric = 0.5 * (matrix + matrix.T)
     lam = jnp.linalg.eigvalsh(symmetric)
     tol = jnp.max(jnp.abs(lam)) * matrix.shape[0] * jnp.finfo(lam.dtype).eps
     return effective_rank(jnp.where(lam > tol, lam, 0.0))
 
 
-def gram_effective_rank(x: jax.Array, previous: Optional[jax.Array] = None) -> jax.Array:
+def gram_effective_rank(x: jax.Array) -> jax.Array:
     """Effective rank of the Gram x^T x / T of rows x [T, D], from the T x T kernel x x^T / T when D > T (same
     non-zero spectrum)."""
     t, d = x.shape
     gram = x @ x.T / t if d > t else x.T @ x / t
-    return psd_effective_rank(gram, previous)
+    return psd_effective_rank(gram)
 
 
-def weighted_feature_rank(features: jax.Array, weights: jax.Array, previous: Optional[jax.Array] = None) -> jax.Array:
+def weighted_feature_rank(features: jax.Array, weights: jax.Array) -> jax.Array:
     """Effective rank of SPHERE's A = Phi^T Phi / T, Phi = weighted_expert_features(features [T,E,d], weights [T,E])."""
-    return gram_effective_rank(weighted_expert_features(features, weights), previous)
+    return gram_effective_rank(weighted_expert_features(features, weights))
 
 
-def layer_feature_rank(hidden: jax.Array, previous: Optional[jax.Array] = None) -> jax.Array:
+def layer_feature_rank(hidden: jax.Array) -> jax.Array:
     """Mean over experts of the effective rank of each expert's feature Gram h_e^T h_e / T; hidden [T, E, d]."""
-    return jnp.mean(jax.vmap(gram_effective_rank, in_axes=1)(after(hidden, previous)))
+    return jnp.mean(jax.vmap(gram_effective_rank, in_axes=1)(hidden))
 
 
 def entk(mean_fn: MeanFn, params: PyTree, obs: jax.Array, block_size: int = 1) -> jax.Array:
@@ -101,10 +98,9 @@ def entk(mean_fn: MeanFn, params: PyTree, obs: jax.Array, block_size: int = 1) -
     return columns.reshape(-1, columns.shape[-1])  # symmetric, so rows == columns
 
 
-def entk_effective_rank(mean_fn: MeanFn, params: PyTree, obs: jax.Array, block_size: int = 1,
-                        previous: Optional[jax.Array] = None) -> jax.Array:
+def entk_effective_rank(mean_fn: MeanFn, params: PyTree, obs: jax.Array, block_size: int = 1) -> jax.Array:
     """Effective rank of the eNTK of the action mean on the probe batch."""
-    return psd_effective_rank(entk(mean_fn, params, obs, block_size), previous)
+    return psd_effective_rank(entk(mean_fn, params, obs, block_size))
 
 
 def dormant_ratio(hidden: tuple[jax.Array, ...], tau: float = 0.0) -> jax.Array:
@@ -178,12 +174,13 @@ def spectral_diagnostics(
     load = routing_load(routed)
     select = selection_load(routed)
     mean_fn = lambda params, obs: actor.apply(params, obs).mean  # noqa: E731
-    # The ranks' eigendecompositions run one after another (see `after`): each waits for the previous rank.
+    # The ranks' eigendecompositions run one after another (see `after`): each one's input waits for the previous
+    # rank.
     ranks = {"entk_rank": entk_effective_rank(mean_fn, actor_params, probe_obs[:entk_states], entk_block_size)}
-    ranks["gram_rank"] = weighted_feature_rank(out.features, out.weights, ranks["entk_rank"])
+    ranks["gram_rank"] = weighted_feature_rank(after(out.features, ranks["entk_rank"]), out.weights)
     previous = ranks["gram_rank"]
     for i, h in enumerate(out.hidden):
-        previous = ranks[f"feature_rank_l{i}"] = layer_feature_rank(h, previous)
+        previous = ranks[f"feature_rank_l{i}"] = layer_feature_rank(after(h, previous))
     diagnostics = {
         **ranks,
         "dormant_ratio": dormant_ratio(out.hidden, dormant_tau),

@@ -140,8 +140,9 @@ class SawyerTask:
         self.moved_body_id = m.body(self.moved_body).id if self.moved_body else -1
         if self.moved_body_id >= 0 and m.body_parentid[self.moved_body_id] != 0:
             raise ValueError(f"{self.short_name}: the fixture body {self.moved_body!r} must be a child of the world")
-        # The fixture body's subtree (bodies, and the sites and geoms on them): what moves with it.
-        self._fixture_bodies = np.array([self._in_subtree(m, b, self.moved_body_id) for b in range(m.nbody)])
+        # The fixture body's subtree (bodies, and the sites and geoms on them): what moves with it. A child of the
+        # world, the fixture is the root body of its subtree.
+        self._fixture_bodies = (m.body_rootid == self.moved_body_id) & (self.moved_body_id >= 0)
         self._fixture_sites = self._fixture_bodies[m.site_bodyid]
         self._fixture_geoms = self._fixture_bodies[m.geom_bodyid]
         self.mocap_low = np.array(self.hand_low, np.float64)
@@ -164,14 +165,6 @@ class SawyerTask:
             self.mjx_model = _mjx().put_model(self.mjx_mj_model)  # built here: never inside a trace
         else:
             self.cpu_physics = self._make_cpu_physics(num_threads)
-
-    @staticmethod
-    def _in_subtree(model: mujoco.MjModel, body: int, root: int) -> bool:
-        while root >= 0 and body > 0:
-            if body == root:
-                return True
-            body = int(model.body_parentid[body])
-        return False
 
     # --- constants of the task (C MuJoCo, once) ----------------------------------------------------------------
     def fixture_position(self, rand) -> np.ndarray:
