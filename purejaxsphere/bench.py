@@ -47,7 +47,7 @@ import numpy as np
 
 from envs.core import Env
 from purejaxsphere.config import Config, validate
-from purejaxsphere.train import Trainer, make_rollout_fn
+from purejaxsphere.train import Trainer, make_rollout_fn, map_members
 
 SCHEMA = "purejaxsphere.bench/1"
 RATE_KEYS = ("raw_env", "raw_env_wrapped", "collection", "update", "trainer", "brax_ppo", "mujoco_1thread")
@@ -203,7 +203,7 @@ def trainer_programs(trainer: Trainer) -> dict[str, Program]:
     """
     n_seeds = len(trainer.seeds)
     state = trainer.start_task(0, None)
-    rollout = jax.vmap(make_rollout_fn(trainer.programs(0).env, trainer.nets, trainer.cfg))
+    rollout = map_members(make_rollout_fn(trainer.programs(0).env, trainer.nets, trainer.cfg))
     collection = jax_program(rollout, state, trainer.plan.batch_size * n_seeds, with_outputs=True)
     chunk, chunk_compile = trainer.compiled_chunk(0, state)
     steps = trainer.plan.steps_per_chunk * n_seeds

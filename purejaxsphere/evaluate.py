@@ -32,7 +32,7 @@ import numpy as np
 from purejaxsphere import checkpoint as ckpt
 from purejaxsphere.config import Config, ConfigError, read_run_config
 from purejaxsphere.logging import atomic_write_text, json_ready
-from purejaxsphere.train import Trainer, TrainState, deterministic_action, make_train
+from purejaxsphere.train import Trainer, TrainState, deterministic_action, make_train, map_members
 
 BACKENDS = ("mjx", "cpu", "metaworld")
 
@@ -159,7 +159,7 @@ def evaluate_compiled(trainer: Trainer, state: TrainState, indices: Sequence[int
 def make_act_fn(trainer: Trainer) -> Callable[[Any, Any, np.ndarray], np.ndarray]:
     """jit(vmap over seeds) of the evaluation action: (actor_params [S], obs_stats [S], obs [S, B, obs]) ->
     actions [S, B, action_size] (float32 NumPy)."""
-    act = jax.jit(jax.vmap(partial(deterministic_action, trainer.nets.actor, trainer.cfg.ppo)))
+    act = jax.jit(map_members(partial(deterministic_action, trainer.nets.actor, trainer.cfg.ppo)))
     return lambda params, stats, obs: np.asarray(act(params, stats, jnp.asarray(obs, jnp.float32)))
 
 

@@ -50,6 +50,23 @@ def test_vmapped_seeds_equal_single_seed_runs(three_seed_run):
     assert any(not np.allclose(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+def test_one_member_is_computed_without_vmap():
+    """A size-1 member axis is squeezed (plain matmuls), several are vmapped (batched matmuls); same values."""
+    from purejaxsphere.train import map_members
+
+    fn = lambda w, x: {"y": x @ w}  # noqa: E731
+    w, x = np.random.default_rng(0).normal(size=(2, 3, 4, 4)).astype(np.float32)
+
+    def batch_dims(*args):
+        (eqn,) = [e for e in jax.make_jaxpr(map_members(fn))(*args).eqns if e.primitive.name == "dot_general"]
+        return eqn.params["dimension_numbers"][1]
+
+    assert batch_dims(w[:1], x[:1]) == ((), ())
+    assert batch_dims(w, x) == ((0,), (0,))
+    np.testing.assert_allclose(map_members(fn)(w[:1], x[:1])["y"], (x[:1] @ w[:1]), rtol=1e-6)
+    np.testing.assert_allclose(map_members(fn)(w, x)["y"], x @ w, rtol=1e-6)
+
+
 def test_metrics_rows_per_seed_and_chunk(three_seed_run):
     rows = three_seed_run.metrics
     assert [(r["seed"], r["chunk"]) for r in rows] == [(0, 0), (1, 0), (2, 0)]
