@@ -32,9 +32,10 @@ class Transition(NamedTuple):
     obs: jax.Array  # normalized observation the action was taken from
     action: jax.Array
     log_prob: jax.Array
-    value: jax.Array
-    reward: jax.Array  # includes gamma * V(final obs) on truncated steps
+    reward: jax.Array  # the env's reward
     done: jax.Array
+    truncation: jax.Array  # 1.0 where the episode ended by its time limit (bootstrapped from final_obs)
+    final_obs: jax.Array  # normalized (with the same statistics as obs) last observation of an ended episode
 
 
 class Batch(NamedTuple):

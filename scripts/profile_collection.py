@@ -9,8 +9,7 @@ Times, on one task and batch shape (all through purejaxsphere.bench's timing hel
 - rollout:         the trainer's rollout (`train.make_rollout_fn`)
 - rollout_null:    the same rollout on a physics-free task of the same sizes (policy inference, normalizer,
                    wrappers' bookkeeping and trajectory storage only)
-- networks:        n_steps of the rollout's network calls alone (actor, critic on obs and on final_obs)
-- actor / critic:  each alone
+- actor:           n_steps of the rollout's network call alone (the actor; the critic runs after the rollout)
 and, on the CPU physics backend, the seconds spent inside the host callback (C MuJoCo, thread pool) per rollout.
 Static checks of the compiled programs: host callbacks per rollout step (custom calls in the HLO), float64 values
 in the rollout and chunk programs. With --donation: the trainer's chunk program against the same program with its
@@ -64,21 +63,18 @@ def network_scan(trainer: Any, length: int) -> Callable:
     import jax
     import jax.numpy as jnp
 
-    actor, critic = trainer.nets.actor.apply, trainer.nets.critic.apply
+    from purejaxsphere.train import map_members
 
-    def one_seed(obs, actor_params, critic_params, which):
+    actor = trainer.nets.actor.apply
+
+    def one_seed(obs, actor_params):
         def body(total, i):
             x = obs + i * 1e-6  # a new input every step (no hoisting out of the loop)
-            out = 0.0
-            if "actor" in which:
-                out = out + jnp.sum(actor(actor_params, x).mean)
-            if "critic" in which:
-                out = out + jnp.sum(critic(critic_params, x)) + jnp.sum(critic(critic_params, x * 0.5))
-            return total + out, None
+            return total + jnp.sum(actor(actor_params, x).mean), None
 
         return jax.lax.scan(body, jnp.zeros(()), jnp.arange(length, dtype=jnp.float32))[0]
 
-    return lambda which: jax.vmap(lambda o, a, c: one_seed(o, a, c, which))
+    return map_members(one_seed)
 
 
 def hlo_stats(compiled: Any) -> dict[str, Any]:
@@ -133,7 +129,7 @@ def profile(cfg: Config, min_seconds: float, donation: bool) -> dict[str, Any]:
 
     from envs.core import training_env
     from purejaxsphere import bench
-    from purejaxsphere.train import Trainer, make_chunk_fn, make_rollout_fn
+    from purejaxsphere.train import Trainer, make_chunk_fn, make_rollout_fn, map_members
 
     cfg = bench.bench_setup(cfg, 1)
     trainer = Trainer(cfg)
@@ -149,32 +145,32 @@ def profile(cfg: Config, min_seconds: float, donation: bool) -> dict[str, Any]:
     out["raw_wrapped_hlo"] = hlo_stats(programs["raw_wrapped"].compiled)
 
     state = trainer.start_task(0, None)
-    rollout = jax.vmap(make_rollout_fn(env, trainer.nets, cfg))
+    rollout = map_members(make_rollout_fn(env, trainer.nets, cfg))
     programs["rollout"] = bench.jax_program(rollout, state, steps, with_outputs=True)
     out["rollout_hlo"] = hlo_stats(programs["rollout"].compiled)
 
     null_env = training_env(null_task(task.observation_size, task.action_size, task.episode_length))
     null_state = jax.vmap(lambda key: state_for(null_env, key, cfg.num_envs))(
         jax.random.split(jax.random.PRNGKey(0), n_seeds))
-    null_rollout = jax.vmap(make_rollout_fn(null_env, trainer.nets, cfg))
+    null_rollout = map_members(make_rollout_fn(null_env, trainer.nets, cfg))
     programs["rollout_null"] = bench.jax_program(null_rollout, state.replace(env_state=null_state), steps,
                                                  with_outputs=True)
     out["rollout_null_hlo"] = hlo_stats(programs["rollout_null"].compiled)
 
-    nets = network_scan(trainer, length)
-    args = (state.env_state.obs, state.actor_params, state.critic_params)
-    for name, which in (("networks", ("actor", "critic")), ("actor", ("actor",)), ("critic", ("critic",))):
-        programs[name] = bench.jax_program(lambda a, fn=nets(which): (a, fn(*a)), args, steps, with_outputs=True)
+    actor = network_scan(trainer, length)
+    args = (state.env_state.obs, state.actor_params)
+    programs["actor"] = bench.jax_program(lambda a: (a, actor(*a)), args, steps, with_outputs=True)
 
     chunk, chunk_compile = trainer.compiled_chunk(0, state)
     out["chunk_hlo"] = hlo_stats(chunk)
-    programs["chunk"] = bench.Program(lambda s: chunk(s)[0], state, steps, chunk_compile)
+    fault = trainer.fault_vector(0, 0)  # zeros: no fault injection
+    programs["chunk"] = bench.Program(lambda s: chunk(s, fault)[0], state, steps, chunk_compile)
     if donation:
         plan = trainer.plan
-        chunk_fn = jax.vmap(make_chunk_fn(env, trainer.nets, cfg, plan.updates_per_chunk, plan.total_updates))
+        chunk_fn = map_members(make_chunk_fn(env, trainer.nets, cfg, plan.updates_per_chunk, plan.total_updates))
         tick = time.perf_counter()
-        donated = jax.jit(chunk_fn, donate_argnums=0).lower(state).compile()
-        programs["chunk_donated"] = bench.Program(lambda s: donated(s)[0], trainer.start_task(0, None), steps,
+        donated = jax.jit(chunk_fn, donate_argnums=0).lower(state, fault).compile()
+        programs["chunk_donated"] = bench.Program(lambda s: donated(s, fault)[0], trainer.start_task(0, None), steps,
                                                   time.perf_counter() - tick)
 
     physics = getattr(getattr(task, "backend", None), "physics", None) or getattr(task, "cpu_physics", None)

@@ -67,6 +67,24 @@ def test_one_member_is_computed_without_vmap():
     np.testing.assert_allclose(map_members(fn)(w, x)["y"], x @ w, rtol=1e-6)
 
 
+def test_bootstrap_values_and_truncated_rewards():
+    """One batched critic call gives each step's value and adds gamma * V(final obs) on truncated steps only."""
+    from purejaxsphere.ppo import Transition
+    from purejaxsphere.train import bootstrap
+
+    rng = np.random.default_rng(0)
+    T, N, D = 3, 4, 5
+    obs, final_obs = rng.normal(size=(2, T, N, D)).astype(np.float32)
+    reward = rng.normal(size=(T, N)).astype(np.float32)
+    truncation = (rng.random((T, N)) < 0.5).astype(np.float32)
+    w = rng.normal(size=D).astype(np.float32)
+    critic = lambda params, x: x @ params  # noqa: E731  (a linear critic: [B, D] -> [B])
+    traj = Transition(obs, None, None, reward, truncation, truncation, final_obs)
+    value, bootstrapped = bootstrap(critic, w, traj, 0.9)
+    np.testing.assert_allclose(value, obs @ w, rtol=1e-5)
+    np.testing.assert_allclose(bootstrapped, reward + 0.9 * (final_obs @ w) * truncation, rtol=1e-5, atol=1e-6)
+
+
 def test_metrics_rows_per_seed_and_chunk(three_seed_run):
     rows = three_seed_run.metrics
     assert [(r["seed"], r["chunk"]) for r in rows] == [(0, 0), (1, 0), (2, 0)]
