@@ -23,20 +23,25 @@ ONE_TASK = [
 ]
 COMPARED = ("eval_return", "train_return", "policy_loss", "value_loss", "approx_kl", "learning_rate_end")
 
-# Runs the same two configurations on 4 forced host devices in a fresh process (the flag must precede jax).
+# Runs n configurations on 4 forced host devices in a fresh process (the flag must precede jax).
+# Arguments: n, n seeds settings, n run directories, the shared overrides.
 FOUR_DEVICE_SCRIPT = """
 import sys, jax
 from purejaxsphere.cli import main
 assert len(jax.devices()) == 4, jax.devices()
-for seeds, run_dir in zip(sys.argv[1:3], sys.argv[3:5]):
-    assert main(["train", *sys.argv[5:], seeds, f"run_dir={run_dir}"]) == 0
+n = int(sys.argv[1])
+for seeds, run_dir in zip(sys.argv[2:2 + n], sys.argv[2 + n:2 + 2 * n]):
+    assert main(["train", *sys.argv[2 + 2 * n:], seeds, f"run_dir={run_dir}"]) == 0
 """
+# Seed axis sharded (4 seeds); env axis sharded with 2 seeds (vmapped) and with 1 seed (computed without vmap).
+FOUR_DEVICE_CASES = {"seeds=4": "seed_axis", "seeds=2": "env_axis", "seeds=1": "env_axis_one_seed"}
 
 
 def test_shard_axis_rule():
     assert shard_axis(1, 4, 8) is None
     assert shard_axis(4, 4, 8) == "seed"
     assert shard_axis(4, 2, 8) == "env"
+    assert shard_axis(4, 1, 4) == "env"
     assert shard_axis(4, 3, 6) is None
 
 
@@ -78,7 +83,7 @@ def assert_same_run(one: Path, many: Path, label: str) -> None:
     np.testing.assert_allclose(summary_one["final_average_return"], summary_many["final_average_return"], rtol=2e-4)
 
 
-@pytest.mark.parametrize("seeds", ["seeds=4", "seeds=2"], ids=["seed_axis", "env_axis"])
+@pytest.mark.parametrize("seeds", list(FOUR_DEVICE_CASES), ids=list(FOUR_DEVICE_CASES.values()))
 def test_four_devices_match_one(seeds, one_device_runs, four_device_runs):
     assert_same_run(one_device_runs(seeds), four_device_runs[seeds], seeds)
 
@@ -120,11 +125,11 @@ def test_two_hosts_match_one(tmp_path, one_device_runs):
 @pytest.fixture(scope="module")
 def four_device_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("four")
-    dirs = {"seeds=4": root / "seed_axis", "seeds=2": root / "env_axis"}
+    dirs = {seeds: root / name for seeds, name in FOUR_DEVICE_CASES.items()}
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4".strip()
     out = subprocess.run(
-        [sys.executable, "-c", FOUR_DEVICE_SCRIPT, *dirs.keys(), *map(str, dirs.values()), *ONE_TASK],
+        [sys.executable, "-c", FOUR_DEVICE_SCRIPT, str(len(dirs)), *dirs.keys(), *map(str, dirs.values()), *ONE_TASK],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
     )
     assert out.returncode == 0, out.stderr[-3000:]
