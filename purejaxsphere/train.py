@@ -1,7 +1,8 @@
 """Compiled task programs and the continual-RL driver.
 
 Per task, one jitted program advances every seed by one chunk of PPO updates:
-    jit(vmap over seeds (`map_members`)(lax.scan over updates(rollout scan over vmapped envs -> GAE -> epochs x minibatches)))
+    jit(vmap over seeds(lax.scan over updates(rollout scan over vmapped envs -> GAE -> epochs x minibatches)))
+(the seed vmap is `map_members`: one seed runs without it).
 The driver (`make_train(cfg)()`) runs the task sequence in Python, one program call per chunk, evaluates after
 every chunk, fills the evaluation matrix at the end of each task, and carries parameters, optimizer states and
 normalizer statistics from task to task as `cfg.carry` says.
