@@ -57,8 +57,9 @@ class ExpertStack(nn.Module):
         """x [B, in] -> (outputs [B, E, out], hidden features per layer [B, E, d_l]).
 
         Computed expert-major ([E, B, d]: the expert axis leads every batched matmul) and transposed only where
-        returned. Batch-major einsums ("bei,eio->beo") with the weights as program inputs ran 4x slower for a
-        16-row forward pass and 1.2x for a 64-row gradient on XLA:CPU (2026-11-30, docs/benchmarks.md).
+        returned. With the weights as program inputs, batch-major einsums ("bei,eio->beo") ran 4.5x slower on
+        XLA:CPU for a 16-row forward pass and 2.7x for its gradient, and a whole PPO minibatch step (64 rows) 1.5x
+        (scripts/profile_moe_layout.py, scripts/profile_update.py; docs/benchmarks.md).
         """
         sizes = [x.shape[-1], *self.hidden_sizes, self.out_size]
         names = [str(i) for i in range(len(self.hidden_sizes))] + ["_out"]  # params w0, b0, ..., w_out, b_out
