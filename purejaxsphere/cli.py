@@ -10,9 +10,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from purejaxsphere.config import XLA_CPU_WORKAROUND_FLAG, Config, ConfigError, load_config, needs_xla_cpu_workaround
+from purejaxsphere.config import (
+    XLA_CPU_WORKAROUND_FLAG,
+    Config,
+    ConfigError,
+    absolute_path,
+    load_config,
+    needs_xla_cpu_workaround,
+)
 
 
 def configure_xla(cfg: Config) -> None:
@@ -25,7 +32,7 @@ def configure_xla(cfg: Config) -> None:
     if cfg.compile_cache and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         import jax
 
-        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(cfg.compile_cache))
+        jax.config.update("jax_compilation_cache_dir", str(absolute_path(cfg.compile_cache)))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
 
 
@@ -121,8 +128,8 @@ class StopFlag:
 
 
 def resume_config(overrides: list[str]) -> tuple[Config, Path]:
-    """The config of the run directory named by `resume=RUN_DIR` (other overrides but `progress` are refused:
-    a resumed run continues exactly the run it was)."""
+    """The config of the run directory named by `resume=RUN_DIR` and that directory as typed (other overrides but
+    `progress` are refused: a resumed run continues exactly the run it was)."""
     from purejaxsphere.config import read_run_config
 
     resume = [o for o in overrides if o.startswith("resume=")]
@@ -134,21 +141,61 @@ def resume_config(overrides: list[str]) -> tuple[Config, Path]:
         cfg = read_run_config(run_dir)
     except ConfigError as error:
         raise ConfigError(f"resume: {error}") from None
-    cfg.resume, cfg.run_dir = None, str(run_dir)
+    cfg.resume = None
     for override in overrides:
         if override.startswith("progress="):
             cfg.progress = override.split("=", 1)[1].lower() in ("true", "1", "yes")
     return cfg, run_dir
 
 
-def train(overrides: list[str]) -> int:
-    if any(o.startswith("resume=") and o != "resume=null" for o in overrides):
-        cfg, run_dir = resume_config(overrides)
-        resuming = True
+def as_typed(typed: dict[Path, Path]) -> Callable[[str], str]:
+    """Messages show paths the way the user typed them: a function that writes each absolute path of `typed`
+    (absolute -> as typed) back in its typed form."""
+    pairs = sorted(((str(a), str(t)) for a, t in typed.items() if str(a) != str(t)), key=lambda p: -len(p[0]))
+
+    def show(text: str) -> str:
+        for absolute, shown in pairs:
+            text = text.replace(absolute, shown)
+        return text
+
+    return show
+
+
+def train_config(overrides: list[str]) -> tuple[Config, Path, bool]:
+    """(config with absolute paths, the run directory as the user typed it or as defaulted, resuming?)."""
+    from purejaxsphere.config import resolve_paths
+    from purejaxsphere.logging import default_run_dir
+
+    resuming = any(o.startswith("resume=") and o != "resume=null" for o in overrides)
+    if resuming:
+        cfg, shown_run_dir = resume_config(overrides)
     else:
         cfg = load_config(*overrides)
-        run_dir = Path(cfg.run_dir) if cfg.run_dir else None
-        resuming = False
+        shown_run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+    return resolve_paths(cfg, shown_run_dir), shown_run_dir, resuming
+
+
+def dry_run(cfg: Config, shown_run_dir: Path, resuming: bool) -> int:
+    """`train ... --dry-run`: build the tasks (nothing compiles, nothing is written) and print the plan."""
+    from purejaxsphere.train import format_plan, make_tasks
+
+    tasks = make_tasks(cfg)
+    print(format_plan(cfg, tasks, shown_run_dir))
+    if resuming:
+        from purejaxsphere import checkpoint as ckpt
+
+        path = ckpt.latest_good_checkpoint(cfg.run_dir, warn=lambda message: None)
+        finished = (Path(cfg.run_dir) / "summary.json").exists()
+        print(f"  resume      {'finished: nothing to do' if finished else (path.name if path else 'no usable checkpoint: starts over')}")
+    return 0
+
+
+def train(overrides: list[str], dry: bool = False) -> int:
+    cfg, shown_run_dir, resuming = train_config(overrides)
+    run_dir = Path(cfg.run_dir)
+    show = as_typed({run_dir: shown_run_dir})
+    if dry:
+        return dry_run(cfg, shown_run_dir, resuming)
     configure_xla(cfg)
     from tqdm import tqdm
 
@@ -158,17 +205,19 @@ def train(overrides: list[str]) -> int:
     primary = distributed.is_main_process()  # only process 0 writes the run directory and trackers
 
     from purejaxsphere import checkpoint as ckpt
-    from purejaxsphere.logging import RunDirectory, default_run_dir
+    from purejaxsphere.logging import RunDirectory
     from purejaxsphere.tracking import Trackers
-    from purejaxsphere.train import NumericalFault, make_train
+    from purejaxsphere.train import NumericalFault, make_train, plan_notes
 
-    run_dir = run_dir or default_run_dir(cfg)
     if resuming and (run_dir / "summary.json").exists():
-        print(f"purejaxsphere: {run_dir} already finished; nothing to resume")
+        print(f"purejaxsphere: {shown_run_dir} already finished; nothing to resume")
         return 0
-    say = lambda message: print(f"purejaxsphere: {message}", file=sys.stderr, flush=True)  # noqa: E731
-    print(f"purejaxsphere: {cfg.algo} on {cfg.benchmark} ({len(cfg.tasks)} tasks), seeds {cfg.seeds}, run dir {run_dir}")
+    say = lambda message: print(f"purejaxsphere: {show(message)}", file=sys.stderr, flush=True)  # noqa: E731
+    print(f"purejaxsphere: {cfg.algo} on {cfg.benchmark} ({len(cfg.tasks)} tasks), seeds {cfg.seeds}, "
+          f"run dir {shown_run_dir}")
     trainer = make_train(cfg)
+    for note in plan_notes(cfg, trainer.plan):
+        say(f"note: {note}")
     restored = None
     if resuming:
         path = ckpt.latest_good_checkpoint(run_dir, warn=say)
@@ -204,7 +253,7 @@ def train(overrides: list[str]) -> int:
                 ckpt.save_checkpoint(run_dir, checkpoint)
                 ckpt.prune_checkpoints(run_dir, cfg.checkpoint.keep_last)
 
-    resume_hint = f"resume with: purejaxsphere train resume={run_dir}"
+    resume_hint = f"resume with: purejaxsphere train resume={shown_run_dir}"
     try:
         with StopFlag() as stop:
             result = trainer(logger=log, progress=progress, resume=restored, on_chunk_end=on_chunk_end,
@@ -237,15 +286,21 @@ def train(overrides: list[str]) -> int:
     line = f"done: final average return {summary['final_average_return_mean']}"
     if "final_average_success_mean" in summary:
         line += f", success {summary['final_average_success_mean']}"
-    print(f"{line}; wrote {run_dir}")
+    print(f"{line}; wrote {shown_run_dir}")
     return 0
 
 
 def report(run_args: Sequence[str], out: str, references: Sequence[str]) -> int:
-    from purejaxsphere.report import make_report, split_label
+    from purejaxsphere.report import ReportError, make_report, split_label
 
     labelled = [split_label(arg) for arg in run_args]
-    written = make_report([path for _, path in labelled], out, references, [label for label, _ in labelled])
+    typed = [path for _, path in labelled] + [Path(ref) for ref in references] + [Path(out)]
+    show = as_typed({absolute_path(path): path for path in typed})
+    try:
+        written = make_report([absolute_path(path) for _, path in labelled], absolute_path(out),
+                              [absolute_path(ref) for ref in references], [label for label, _ in labelled])
+    except ReportError as error:
+        raise ReportError(show(str(error))) from None
     print(f"purejaxsphere report: wrote {len(written)} files to {out}: " + ", ".join(p.name for p in written))
     return 0
 
@@ -263,17 +318,18 @@ def evaluate(args: argparse.Namespace) -> int:
         pass  # reported by run_eval with the other run-directory errors
     from purejaxsphere.evaluate import EvalError, format_table, run_eval
 
-    say = lambda message: print(f"purejaxsphere: {message}", file=sys.stderr, flush=True)  # noqa: E731
+    run_dir, out = absolute_path(args.run_dir), absolute_path(args.out) if args.out else None
+    show = as_typed({run_dir: Path(args.run_dir), **({out: Path(args.out)} if out else {})})
+    say = lambda message: print(f"purejaxsphere: {show(message)}", file=sys.stderr, flush=True)  # noqa: E731
     try:
-        payload, path = run_eval(args.run_dir, args.backend, args.episodes, args.checkpoint, args.tasks, args.out,
-                                 warn=say)
+        payload, path = run_eval(run_dir, args.backend, args.episodes, args.checkpoint, args.tasks, out, warn=say)
     except EvalError as error:
         if args.traceback:
             raise
-        print(f"purejaxsphere: eval: {error}", file=sys.stderr)
+        print(f"purejaxsphere: eval: {show(str(error))}", file=sys.stderr)
         return 2
-    print(format_table(payload))
-    print(f"wrote {path}")
+    print(show(format_table(payload)))
+    print(f"wrote {show(str(path))}")
     return 0
 
 
@@ -321,8 +377,9 @@ def bench(args: argparse.Namespace, argv: Sequence[str]) -> int:
     result["command"] = "purejaxsphere " + " ".join(argv)
     print(format_table(result))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+        out = absolute_path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
         print(f"wrote {args.out}")
     return 0
 
@@ -333,6 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     train_parser = commands.add_parser("train", help="train a task sequence (Hydra overrides: key=value)")
     train_parser.add_argument("overrides", nargs="*", help="e.g. seeds=5 algo=moe_topk_sphere benchmark=smoke")
+    train_parser.add_argument("--dry-run", action="store_true",
+                              help="validate the config, build the tasks and print the plan; compile and write nothing")
     report_parser = commands.add_parser(
         "report", help="tables and plots comparing runs, grouped by algorithm (config.yaml's algo or LABEL=RUN_DIR)"
     )
@@ -356,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "train":
-            return train(args.overrides)
+            return train(args.overrides, dry=args.dry_run)
         if args.command == "report":
             return report(args.runs, args.out, args.reference)
         if args.command == "eval":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -179,7 +180,7 @@ class Config:
     episode_length: Optional[int] = None  # None: each task's own
     seeds: Any = 2  # n -> seeds 0..n-1; a list -> those seeds
     num_envs: int = 128
-    total_timesteps: int = 10_000_000  # per task and seed (rounded up to whole chunks)
+    total_timesteps: int = 10_000_000  # per task and seed (rounded up to whole PPO updates)
     physics: str = "mjx"  # mjx | cpu
     protocol: str = "crl"  # crl (carry between tasks) | rl (every task from scratch)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -304,6 +305,25 @@ def read_run_config(run_dir: str | Path) -> Config:
     if not isinstance(values, dict):
         raise ConfigError(f"{config_file}: not a config mapping")
     return from_dict(values)
+
+
+def absolute_path(path: str | Path) -> Path:
+    """`path` with `~` expanded, made absolute against the current directory (symlinks kept). Orbax and JAX's
+    compilation cache refuse relative paths, and a run must not change meaning if the process changes directory."""
+    return Path(os.path.abspath(os.path.expanduser(str(path))))
+
+
+def resolve_paths(cfg: Config, run_dir: str | Path) -> Config:
+    """A copy of `cfg` whose paths are absolute: `run_dir` (the run's directory, typed or defaulted), `runs_root`,
+    `resume` and `compile_cache` (empty: off, kept). Called once where a path enters (the CLI); everything after it
+    sees absolute paths only."""
+    return dataclasses.replace(
+        cfg,
+        run_dir=str(absolute_path(run_dir)),
+        runs_root=str(absolute_path(cfg.runs_root)),
+        resume=str(absolute_path(cfg.resume)) if cfg.resume else cfg.resume,
+        compile_cache=str(absolute_path(cfg.compile_cache)) if cfg.compile_cache else cfg.compile_cache,
+    )
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

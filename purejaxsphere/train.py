@@ -289,19 +289,51 @@ def probe_observations(env: Env, n_states: int) -> jax.Array:
     return trajectory[jnp.arange(n_states) % PROBE_STEPS, jnp.arange(n_states)]
 
 
+def scan_first(step: Callable, state: PyTree, xs: jax.Array, n: jax.Array) -> tuple[PyTree, PyTree, jax.Array]:
+    """`lax.scan(step, state, xs)` that runs only the first `n` steps (`n` traced); the others pass the state
+    through and output zeros. Returns (state, outputs, active mask [len(xs)]). One compiled program then serves a
+    task's full chunks and its shorter last chunk. `n` must not be batched under vmap, so that the cond stays a
+    cond (skipped updates cost nothing) instead of a select that computes both branches."""
+    length = xs.shape[0]
+    outputs = jax.eval_shape(step, state, xs[0])[1]
+
+    def skip(carry: PyTree, _: jax.Array) -> tuple[PyTree, PyTree]:
+        return carry, jax.tree.map(lambda o: jnp.zeros(o.shape, o.dtype), outputs)
+
+    def body(carry: PyTree, indexed: tuple[jax.Array, jax.Array]) -> tuple[PyTree, PyTree]:
+        index, x = indexed
+        return jax.lax.cond(index < n, step, skip, carry, x)
+
+    state, out = jax.lax.scan(body, state, (jnp.arange(length), xs))
+    return state, out, jnp.arange(length) < n
+
+
+def masked_mean(values: jax.Array, active: jax.Array) -> jax.Array:
+    """Mean over the leading axis of the entries where `active` (a non-finite active entry stays visible)."""
+    mask = active.reshape(active.shape + (1,) * (values.ndim - 1))
+    return jnp.sum(jnp.where(mask, values, 0), axis=0) / jnp.sum(active)
+
+
 def make_chunk_fn(env: Env, nets: Networks, cfg: Config, updates_per_chunk: int, total_updates: int) -> Callable:
     """`updates_per_chunk` PPO updates for one seed; returns the new state and the chunk's summary metrics.
 
     The chunk takes `fault`, a scalar added to the advantages of every update: 0.0, or NaN to inject a numerical
-    fault into this seed's policy loss (the fault-handling tests use it; see cfg.fault)."""
+    fault into this seed's policy loss (the fault-handling tests use it; see cfg.fault), and optionally
+    `n_updates`, how many of the chunk's updates to run (a task's last chunk can be shorter: `TaskPlan`);
+    None runs all of them."""
     update = make_update_fn(env, nets, cfg, total_updates)
 
-    def chunk(state: TrainState, fault: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    def chunk(state: TrainState, fault: jax.Array,
+              n_updates: Optional[jax.Array] = None) -> tuple[TrainState, dict[str, jax.Array]]:
         faults = jnp.full((updates_per_chunk,), fault, jnp.float32)
         resets_before = jnp.sum(state.env_state.info["physics_resets"])
-        state, (metrics, episodes) = jax.lax.scan(update, state, faults)
-        summary = {name: jnp.mean(value) for name, value in metrics.items()}
-        summary["learning_rate_end"] = metrics["learning_rate_end"][-1]
+        if n_updates is None:
+            state, (metrics, episodes) = jax.lax.scan(update, state, faults)
+            active = jnp.ones((updates_per_chunk,), bool)
+        else:
+            state, (metrics, episodes), active = scan_first(update, state, faults, n_updates)
+        summary = {name: masked_mean(value, active) for name, value in metrics.items()}
+        summary["learning_rate_end"] = metrics["learning_rate_end"][jnp.sum(active) - 1]
         count, return_sum, success_sum, nonfinite_obs = jnp.sum(episodes, axis=0)
         summary.update(fault_flags(metrics, state, nonfinite_obs))
         # Envs reset after a physics blow-up during this chunk (envs.core.AutoResetWrapper); training goes on.
@@ -353,20 +385,28 @@ def make_eval_fn(env: Env, nets: Networks, cfg: Config) -> Callable:
     return evaluate
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskPlan:
-    """How a task's budget splits into chunks (the unit of compilation reuse, evaluation and logging)."""
+    """How a task's budget splits into chunks (the unit of compilation reuse, evaluation and logging).
+
+    A task trains `total_updates` PPO updates (the budget rounded up to whole updates, so never a whole update past
+    it), in chunks of `updates_per_chunk`; the last chunk runs what is left, inside the same compiled program."""
 
     batch_size: int  # env steps per update and seed
     updates_per_chunk: int
     n_chunks: int
+    total_updates: int
 
-    @property
-    def total_updates(self) -> int:
-        return self.updates_per_chunk * self.n_chunks
+    def updates_in_chunk(self, chunk: int) -> int:
+        return min(self.updates_per_chunk, self.total_updates - chunk * self.updates_per_chunk)
+
+    def steps_after(self, chunks_done: int) -> int:
+        """Env steps per seed trained once `chunks_done` chunks of the task are done."""
+        return min(chunks_done * self.updates_per_chunk, self.total_updates) * self.batch_size
 
     @property
     def steps_per_chunk(self) -> int:
+        """Env steps per seed of a full chunk."""
         return self.updates_per_chunk * self.batch_size
 
     @property
@@ -375,18 +415,66 @@ class TaskPlan:
 
 
 def plan_task(cfg: Config) -> TaskPlan:
-    """Round the eval interval to whole updates and the task budget up to whole chunks."""
+    """The task budget rounded up to whole updates; chunks of `eval.interval` rounded to whole updates, and no
+    longer than the budget."""
     batch_size = cfg.num_envs * cfg.ppo.n_steps
-    updates_per_chunk = max(1, round(cfg.eval.interval / batch_size))
     total_updates = -(-cfg.total_timesteps // batch_size)
-    n_chunks = max(1, -(-total_updates // updates_per_chunk))
-    return TaskPlan(batch_size, updates_per_chunk, n_chunks)
+    updates_per_chunk = min(max(1, round(cfg.eval.interval / batch_size)), total_updates)
+    n_chunks = -(-total_updates // updates_per_chunk)
+    return TaskPlan(batch_size, updates_per_chunk, n_chunks, total_updates)
+
+
+def plan_notes(cfg: Config, plan: TaskPlan) -> list[str]:
+    """Where the plan differs from the numbers asked for: the budget and the eval interval rounded to whole PPO
+    updates of num_envs x ppo.n_steps env steps, a chunk shrunk to a budget below eval.interval, a shorter last
+    chunk. Printed by `train --dry-run` and when a run starts."""
+    batch, notes = plan.batch_size, []
+    if plan.total_steps != cfg.total_timesteps:
+        notes.append(f"total_timesteps={cfg.total_timesteps:,} is rounded up to {plan.total_steps:,} env steps per "
+                     f"task and seed ({plan.total_updates} updates of num_envs x ppo.n_steps = {batch:,})")
+    if cfg.eval.interval > plan.total_steps:
+        notes.append(f"eval.interval={cfg.eval.interval:,} is more than the budget: one chunk of the whole budget, "
+                     "evaluated at its end")
+    elif plan.steps_per_chunk != cfg.eval.interval:
+        notes.append(f"eval.interval={cfg.eval.interval:,} is rounded to {plan.steps_per_chunk:,} env steps "
+                     f"({plan.updates_per_chunk} updates)")
+    last = plan.updates_in_chunk(plan.n_chunks - 1)
+    if last != plan.updates_per_chunk:
+        notes.append(f"the last chunk of each task runs {last} of {plan.updates_per_chunk} updates")
+    return notes
+
+
+def format_plan(cfg: Config, tasks: list[Env], run_dir: Any) -> str:
+    """The plan of a run, as `train --dry-run` prints it: tasks, chunks and updates, env steps, members, physics,
+    the run directory, and every rounding of the numbers asked for."""
+    plan, seeds, values = plan_task(cfg), seed_list(cfg), sweep_values(cfg)
+    members = f"{len(seeds)} seed{'s' * (len(seeds) > 1)} {seeds}"
+    if cfg.sweep.key:
+        members = f"{len(values) * len(seeds)} = {len(values)} values of {cfg.sweep.key} {values} x {members}"
+    chunk_size = f"{plan.updates_per_chunk} updates ({plan.steps_per_chunk:,} env steps)"
+    per_seed = plan.total_steps * len(tasks)
+    lines = [
+        "purejaxsphere: dry run (nothing compiled, nothing written)",
+        f"  algorithm   {cfg.algo} (actor {cfg.network.actor}, sphere {cfg.sphere.mode}), protocol {cfg.protocol}",
+        f"  benchmark   {cfg.benchmark}, physics {cfg.physics}",
+        f"  members     {members}",
+        f"  per task    {plan.total_steps:,} env steps per seed = {plan.total_updates} PPO updates of "
+        f"{cfg.num_envs} envs x {cfg.ppo.n_steps} steps",
+        f"  chunks      {plan.n_chunks} per task of {chunk_size}, each followed by an evaluation "
+        f"({cfg.eval.episodes} episodes)",
+        f"  in all      {per_seed:,} env steps per seed, {per_seed * len(values) * len(seeds):,} for all members",
+        f"  tasks       {len(tasks)}",
+        *(f"    {i:>2}  {task.name:<40} obs {task.observation_size:>3}  act {task.action_size:>2}  "
+          f"episode {task.episode_length}" for i, task in enumerate(tasks)),
+        f"  run dir     {run_dir}",
+    ]
+    return "\n".join(lines + [f"  note        {note}" for note in plan_notes(cfg, plan)])
 
 
 class TaskPrograms(NamedTuple):
     env: Env  # padded, episodic, auto-resetting task as the trainer sees it
     init: Callable  # (keys [M], sweep values [M]) -> TrainState [M]
-    chunk: Callable  # (TrainState [S], fault [S]) -> (TrainState [S], metrics [S])
+    chunk: Callable  # (TrainState [S], fault [S], n_updates [] or None) -> (TrainState [S], metrics [S])
     evaluate: Callable  # (actor_params [S], obs_stats [S], keys [S]) -> metrics [S]
 
 
@@ -414,7 +502,13 @@ def build_task_programs(task: Env, nets: Networks, cfg: Config, obs_size: int, a
     env = training_env(task, obs_size, action_size)
     eval_env = PadWrapper(task, obs_size, action_size)
     init = jax.jit(map_members(lambda key, value: init_train_state(key, env, nets, cfg, value)))
-    chunk = jax.jit(map_members(make_chunk_fn(env, nets, cfg, plan.updates_per_chunk, plan.total_updates)))
+    member_chunk = make_chunk_fn(env, nets, cfg, plan.updates_per_chunk, plan.total_updates)
+
+    def chunk(state: TrainState, fault: jax.Array, n_updates: Optional[jax.Array] = None):
+        # n_updates is shared by all members (not vmapped): see scan_first.
+        return map_members(lambda s, f: member_chunk(s, f, n_updates))(state, fault)
+
+    chunk = jax.jit(chunk)
     evaluate = jax.jit(map_members(make_eval_fn(eval_env, nets, cfg)))
     return TaskPrograms(env, init, chunk, evaluate)
 
@@ -538,11 +632,16 @@ class Trainer:
         if name in self._compiled:
             return self._compiled[name], 0.0
         tick = time.perf_counter()
-        self._compiled[name] = self.programs(task_index).chunk.lower(state, self.fault_vector(task_index, -1)).compile()
+        self._compiled[name] = self.programs(task_index).chunk.lower(
+            state, self.fault_vector(task_index, -1), self.chunk_updates(0)).compile()
         # Several hosts: the sharded program holds collectives, whose first use fails unless every host joins within
         # 30 s (CPU/gloo); a host can be minutes behind, still compiling.
         barrier("purejaxsphere.chunk_compiled")
         return self._compiled[name], time.perf_counter() - tick
+
+    def chunk_updates(self, chunk: int) -> jax.Array:
+        """The number of updates chunk `chunk` of a task runs (the chunk program's `n_updates`), placed."""
+        return self.place(jnp.asarray(self.plan.updates_in_chunk(chunk), jnp.int32))
 
     def fault_vector(self, task_index: int, chunk: int) -> jax.Array:
         """Per-seed values added to the advantages in this chunk: NaN only where cfg.fault injects one."""
@@ -616,7 +715,7 @@ class Trainer:
             for chunk in range(first_chunk if task_index == first_task else 0, plan.n_chunks):
                 tick = time.perf_counter()
                 previous = state
-                state, summary = chunk_program(state, self.fault_vector(task_index, chunk))
+                state, summary = chunk_program(state, self.fault_vector(task_index, chunk), self.chunk_updates(chunk))
                 state = self.place(state)  # outputs keep the compiled input shardings (a no-op on one device)
                 summary = to_host(summary)
                 chunk_seconds = time.perf_counter() - tick
@@ -637,7 +736,8 @@ class Trainer:
                 evaluation = to_host(
                     programs.evaluate(state.actor_params, state.obs_stats, self.eval_keys(task_index, chunk))
                 )
-                steps = (chunk + 1) * plan.steps_per_chunk
+                steps = plan.steps_after(chunk + 1)
+                chunk_steps = plan.updates_in_chunk(chunk) * plan.batch_size
                 live = [s for s in range(len(seeds)) if s not in dropped]
                 for s in live:
                     row = {
@@ -650,7 +750,7 @@ class Trainer:
                         "total_env_steps": task_index * plan.total_steps + steps,
                         **{k: float(v[s]) for k, v in summary.items()},
                         **{k: float(v[s]) for k, v in evaluation.items()},
-                        "steps_per_s": plan.steps_per_chunk * len(seeds) / chunk_seconds,
+                        "steps_per_s": chunk_steps * len(seeds) / chunk_seconds,
                         "chunk_seconds": chunk_seconds,
                         "compile_seconds": compile_seconds,
                         "elapsed_seconds": time.perf_counter() - started,
@@ -670,7 +770,7 @@ class Trainer:
                 if progress is not None:
                     done = task_index * plan.n_chunks + chunk + 1
                     returns = [rows[-i]["eval_return"] for i in range(1, len(live) + 1)] if live else [np.nan]
-                    progress(done, f"{task.name} eval return {np.mean(returns):.1f}, {plan.steps_per_chunk * len(seeds) / chunk_seconds:.0f} steps/s")
+                    progress(done, f"{task.name} eval return {np.mean(returns):.1f}, {chunk_steps * len(seeds) / chunk_seconds:.0f} steps/s")
                 if stop_requested is not None and stop_requested() and not (task_final and task_index == n_tasks - 1):
                     return RunResult(state, seeds, list(cfg.tasks), eval_return, eval_success, rows, dropped,
                                      position, interrupted=True, sweep_values=self.sweep_values,

@@ -163,8 +163,8 @@ def profile(cfg: Config, min_seconds: float, donation: bool) -> dict[str, Any]:
 
     chunk, chunk_compile = trainer.compiled_chunk(0, state)
     out["chunk_hlo"] = hlo_stats(chunk)
-    fault = trainer.fault_vector(0, 0)  # zeros: no fault injection
-    programs["chunk"] = bench.Program(lambda s: chunk(s, fault)[0], state, steps, chunk_compile)
+    fault, n_updates = trainer.fault_vector(0, 0), trainer.chunk_updates(0)  # zeros: no fault injection
+    programs["chunk"] = bench.Program(lambda s: chunk(s, fault, n_updates)[0], state, steps, chunk_compile)
     if donation:
         plan = trainer.plan
         chunk_fn = map_members(make_chunk_fn(env, trainer.nets, cfg, plan.updates_per_chunk, plan.total_updates))

@@ -345,7 +345,7 @@ def run_algo(name, tiny_start):
     assert (cfg.network, cfg.ppo, cfg.num_envs, cfg.tasks) == (base.network, base.ppo, base.num_envs, base.tasks)
     trainer = make_train(cfg)
     chunk, _ = trainer.compiled_chunk(0, start)
-    state, summary = chunk(start, trainer.fault_vector(0, 0))
+    state, summary = chunk(start, trainer.fault_vector(0, 0), trainer.chunk_updates(0))
     return cfg, state, {key: float(value[0]) for key, value in jax.device_get(summary).items()}
 
 
