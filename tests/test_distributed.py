@@ -117,7 +117,7 @@ def test_two_hosts_match_one(tmp_path, one_device_runs):
             host.kill()
     for process_id, (host, output) in enumerate(zip(hosts, outputs)):
         assert host.returncode == 0, f"process {process_id}:\n{output[-3000:]}"
-        assert "done: final average return" in output
+        assert "purejaxsphere: done: 1 task x 2 seeds" in output
     # Process 0 writes the run directory; process 1 its own copy below it, from the same gathered metrics.
     assert_same_run(run_dir, run_dir / ".process_1", "process 1's copy")
     assert_same_run(one_device_runs("seeds=2"), run_dir, "two hosts")
