@@ -36,50 +36,6 @@ def configure_xla(cfg: Config) -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
 
 
-def eval_matrix_payload(result: Any, has_success: Sequence[bool]) -> dict[str, Any]:
-    """The evaluation matrix as JSON: entry [i][j][s] = seed s's score on task j after training task i."""
-    success = result.eval_success.copy()
-    for j, flag in enumerate(has_success):
-        if not flag:
-            success[:, j] = float("nan")  # tasks without a success criterion (Brax): null in the JSON
-    return {
-        "tasks": result.tasks,
-        "seeds": result.seeds,
-        "layout": "[trained task i][evaluated task j][seed]; null where j > i or undefined",
-        **sweep_payload(result),
-        "return": result.eval_return,
-        "success": success,
-    }
-
-
-def sweep_payload(result: Any) -> dict[str, Any]:
-    """With a sweep, the members of the seed axis are (value, seed) pairs: name the value of each."""
-    if not any(v is not None for v in result.sweep_values):
-        return {}
-    return {"sweep_key": result.sweep_key, "sweep_values": result.sweep_values}
-
-
-def summary_payload(result: Any, has_success: Sequence[bool]) -> dict[str, Any]:
-    """Final scores: after the last task, mean over all tasks of the sequence, per seed (dropped seeds: null and
-    left out of the means)."""
-    import numpy as np
-
-    final_return = result.eval_return[-1]  # [task, seed]
-    live = np.array([m not in result.dropped for m in range(len(result.seeds))])
-    out: dict[str, Any] = {
-        "seeds": result.seeds,
-        "dropped_seeds": result.dropped_seeds,
-        **sweep_payload(result),
-        "final_average_return": np.mean(final_return, axis=0),
-        "final_average_return_mean": float(np.mean(final_return[:, live])) if live.any() else None,
-    }
-    if any(has_success):
-        final_success = result.eval_success[-1][np.asarray(has_success)]
-        out["final_average_success"] = np.mean(final_success, axis=0)
-        out["final_average_success_mean"] = float(np.mean(final_success[:, live])) if live.any() else None
-    return out
-
-
 def is_out_of_memory(error: BaseException) -> bool:
     """XLA's allocation failures (compile or run time), on any backend."""
     text = f"{type(error).__name__}: {error}"
@@ -278,15 +234,16 @@ def train(overrides: list[str], dry: bool = False) -> int:
         trackers.finish()
         say(f"stopped at task {position.task_index}, {position.chunks_done} chunks done; {resume_hint}")
         return 128 + (stop.signum or 0)
+    from purejaxsphere.logging import json_ready
+    from purejaxsphere.summary import eval_matrix_payload, format_run_summary, summary_payload, wandb_summaries
+
     has_success = [task.has_success for task in trainer.tasks]
     writer.write_json("eval_matrix.json", eval_matrix_payload(result, has_success))
-    summary = summary_payload(result, has_success)
+    summary = json_ready(summary_payload(result, has_success))
     writer.write_json("summary.json", summary)
-    trackers.finish([run_dir / "eval_matrix.json", run_dir / "summary.json", run_dir / "config.yaml"])
-    line = f"done: final average return {summary['final_average_return_mean']}"
-    if "final_average_success_mean" in summary:
-        line += f", success {summary['final_average_success_mean']}"
-    print(f"{line}; wrote {shown_run_dir}")
+    trackers.finish([run_dir / "eval_matrix.json", run_dir / "summary.json", run_dir / "config.yaml"],
+                    wandb_summaries(summary))
+    print(format_run_summary(summary, str(shown_run_dir)))
     return 0
 
 

@@ -2,7 +2,10 @@
 
 Definitions follow Continual World (Wolczyk et al. 2021), with p_j(t) the evaluation score (success or return) on
 task j at time t, N tasks, each trained for Delta env steps:
-- final average performance  P = (1/N) sum_j p_j(T) = mean_j M[N-1, j]
+- average performance        A = (1/N) sum_j M[j, j]: each task scored at the end of its own training, the SPHERE
+                             paper's average success (its trainer evaluates only the task it trains, so CRL and RL
+                             runs compare on plasticity, not forgetting); the headline of summary.json and `report`
+- final-policy average       P = (1/N) sum_j p_j(T) = mean_j M[N-1, j] (Continual World's final performance)
 - forgetting of task j       F_j = p_j(end of task j) - p_j(T) = M[j, j] - M[N-1, j]; average F = (1/N) sum_j F_j
                              (the last task's F is 0 by construction and counts in the 1/N, as in Continual World)
 - per-task AUC               AUC_j = (1/Delta) integral of p_j(t) over task j's own training interval; the chunk
@@ -64,6 +67,17 @@ def nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray:
         return np.nanmean(values, axis=axis)
 
 
+def end_of_task_scores(matrix: np.ndarray) -> np.ndarray:
+    """M[j, j, :]: each task's score right after its own training, per seed. [N, S]"""
+    n = matrix.shape[0]
+    return matrix[np.arange(n), np.arange(n)]
+
+
+def end_of_task_average(matrix: np.ndarray) -> np.ndarray:
+    """The paper's average performance per seed: mean over tasks of M[j, j, :] (undefined tasks left out). [S]"""
+    return nanmean(end_of_task_scores(matrix), axis=0)
+
+
 def final_average(matrix: np.ndarray) -> np.ndarray:
     """Final average performance per seed: mean over tasks of M[N-1, j, :] (undefined tasks left out). [S]"""
     return nanmean(matrix[-1], axis=0)
@@ -71,8 +85,7 @@ def final_average(matrix: np.ndarray) -> np.ndarray:
 
 def forgetting(matrix: np.ndarray) -> np.ndarray:
     """Per-task forgetting F_j = M[j, j] - M[N-1, j], per seed. [N, S]"""
-    n = matrix.shape[0]
-    return matrix[np.arange(n), np.arange(n)] - matrix[-1]
+    return end_of_task_scores(matrix) - matrix[-1]
 
 
 def average_forgetting(matrix: np.ndarray) -> np.ndarray:
@@ -167,6 +180,24 @@ def bootstrap_ci(
     means = x[index].mean(axis=1)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def bootstrap_difference_ci(
+    a: np.ndarray, b: np.ndarray, confidence: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile-bootstrap CI of mean(a) - mean(b) over the finite values, the two samples resampled
+    independently (unpaired seeds); NaN, NaN when either is empty. For paired seeds use bootstrap_ci(a - b)."""
+    x, y = (np.asarray(v, dtype=float) for v in (a, b))
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if x.size == 0 or y.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means_x = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    means_y = y[rng.integers(0, y.size, size=(resamples, y.size))].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means_x - means_y, [alpha, 1.0 - alpha])
     return float(low), float(high)
 
 

@@ -1,14 +1,20 @@
 """`purejaxsphere report RUN_DIR [RUN_DIR ...]`: paper-style tables (markdown, CSV) and PNG plots comparing algorithms.
 
 Runs are grouped by their config's `algo` (or a label given as LABEL=RUN_DIR); every seed of every run in a group is
-one sample. The metrics and their definitions are in purejaxsphere/continual.py and docs/experiments.md.
+one sample. The headline is the SPHERE paper's average success: each task scored at the end of its own training,
+mean_j M[j, j]; the final policy's average over all tasks, mean_j M[N-1, j], is the `final_policy_average_*`
+column. The metrics and their definitions are in purejaxsphere/continual.py and docs/experiments.md.
 
 Writes into the output folder:
-  summary.md      the tables below in markdown, with the bootstrap note
+  summary.md      the tables below in markdown, with the bootstrap note, and the significance tests
   summary.csv     per algorithm: mean, std, 95% CI and per-seed values of every metric
+  significance.csv per pair of algorithms, on the headline metrics: difference of means (bootstrap CI), Welch's t
+                  and Mann-Whitney U p-values, and with the same seeds paired t and Wilcoxon signed-rank
   per_seed.csv    per algorithm, run and seed: every metric
-  per_task.csv    per algorithm and task: final score, forgetting, AUC, forward transfer (mean and std over seeds)
-  curves.png      evaluation success and return across the sequence (x = total env steps, task boundaries)
+  per_task.csv    per algorithm and task: end-of-task and final-policy score, forgetting, AUC, forward transfer
+                  (mean and std over seeds)
+  curves.png      current-task evaluation success and return across the sequence (x = total env steps, task
+                  boundaries), each task's end-of-training score (the paper's metric) marked
   eval_matrix.png mean evaluation matrix per algorithm (success, when any task has it, and return)
   ranks.png       eNTK and Gram effective ranks over training and against each other (when logged)
   routing_load.png per-expert routing load over training (when logged)
@@ -35,9 +41,11 @@ CURVES_SIZE = (12.0, 4.5)  # inches; PNG = size x DPI pixels
 RANKS_SIZE = (15.0, 4.5)
 PANEL_SIZE = (4.5, 4.0)  # eval matrix and routing load: one panel per algorithm (and per metric row)
 
-METRICS = {  # name -> (column title, True if it needs reference runs)
-    "final_success": ("final avg. success", False),
-    "final_return": ("final avg. return", False),
+METRICS = {  # name (as in summary.json) -> (column title, True if it needs reference runs)
+    "average_success": ("avg. success at task end (paper)", False),
+    "average_return": ("avg. return at task end (paper)", False),
+    "final_policy_average_success": ("final-policy avg. success", False),
+    "final_policy_average_return": ("final-policy avg. return", False),
     "forgetting_success": ("forgetting (success)", False),
     "forgetting_return": ("forgetting (return)", False),
     "forward_transfer": ("forward transfer (success)", True),
@@ -140,15 +148,19 @@ def seed_scores(run: Run, reference_auc: Optional[dict[str, float]]) -> list[See
     return_curves = continual.task_curves(run.rows, "eval_return", m.seeds)
     task_auc_success = np.stack([continual.curve_auc(c) for c in success_curves])  # [N, S]
     per_metric = {
-        "final_success": continual.final_average(m.success),
-        "final_return": continual.final_average(m.ret),
+        "average_success": continual.end_of_task_average(m.success),
+        "average_return": continual.end_of_task_average(m.ret),
+        "final_policy_average_success": continual.final_average(m.success),
+        "final_policy_average_return": continual.final_average(m.ret),
         "forgetting_success": continual.average_forgetting(m.success),
         "forgetting_return": continual.average_forgetting(m.ret),
         "auc_success": continual.sequence_auc(success_curves),
         "auc_return": continual.sequence_auc(return_curves),
     }
     per_task = {
-        "final_success": m.success[-1], "final_return": m.ret[-1],
+        "average_success": continual.end_of_task_scores(m.success),
+        "average_return": continual.end_of_task_scores(m.ret),
+        "final_policy_average_success": m.success[-1], "final_policy_average_return": m.ret[-1],
         "forgetting_success": continual.forgetting(m.success), "forgetting_return": continual.forgetting(m.ret),
         "auc_success": task_auc_success,
     }
@@ -219,18 +231,83 @@ def per_task_rows(group: GroupReport, names: Sequence[str]) -> list[dict[str, An
     return rows
 
 
-PER_TASK_METRICS = ["final_success", "final_return", "forgetting_success", "forgetting_return", "auc_success",
+PER_TASK_METRICS = ["average_success", "average_return", "final_policy_average_success",
+                    "final_policy_average_return", "forgetting_success", "forgetting_return", "auc_success",
                     "forward_transfer"]
 
 
-def summary_markdown(groups: Sequence[GroupReport], names: Sequence[str], references: Sequence[Run]) -> str:
+SIGNIFICANCE_METRICS = ["average_success", "average_return"]  # the headline metrics
+
+
+def significance_rows(groups: Sequence[GroupReport], names: Sequence[str]) -> list[dict[str, Any]]:
+    """For every pair of algorithms (a before b in report order) and headline metric with a finite value: the
+    difference of means a - b with its bootstrap CI and the p-values of significance.compare."""
+    from purejaxsphere import significance
+
+    rows = []
+    for name in [n for n in SIGNIFICANCE_METRICS if n in names]:
+        if not any(math.isfinite(s.values[name]) for g in groups for s in g.seeds):
+            continue
+        for i, a in enumerate(groups):
+            for b in groups[i + 1:]:
+                c = significance.compare([s.values[name] for s in a.seeds], [s.values[name] for s in b.seeds],
+                                         [s.seed for s in a.seeds], [s.seed for s in b.seeds])
+                rows.append({
+                    "metric": name, "algorithm_a": a.label, "algorithm_b": b.label, "n_a": c.n_a, "n_b": c.n_b,
+                    "mean_a": c.mean_a, "mean_b": c.mean_b, "difference": c.difference,
+                    "difference_ci_low": c.ci_low, "difference_ci_high": c.ci_high,
+                    "welch_t": c.welch.statistic, "welch_p": c.welch.p_value,
+                    "mann_whitney_u": c.mann_whitney.statistic, "mann_whitney_p": c.mann_whitney.p_value,
+                    "n_pairs": c.n_pairs, "paired_difference": c.paired_difference,
+                    "paired_difference_ci_low": c.paired_ci_low, "paired_difference_ci_high": c.paired_ci_high,
+                    "paired_t": c.paired_t.statistic, "paired_t_p": c.paired_t.p_value,
+                    "wilcoxon_w": c.wilcoxon.statistic, "wilcoxon_p": c.wilcoxon.p_value,
+                    "note": "; ".join(c.notes),
+                })
+    return rows
+
+
+def format_p(p: float) -> str:
+    if not math.isfinite(p):
+        return "n/a"
+    return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def significance_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The significance section of summary.md (empty without a pair of algorithms)."""
+    if not rows:
+        return []
+    header = ["metric", "a", "b", "seeds a / b (pairs)", "a - b [95% CI]", "Welch p", "Mann-Whitney p",
+              "paired t p", "Wilcoxon p", "note"]
+    table = []
+    for r in rows:
+        diff = (f"{format_number(r['difference'])} [{format_number(r['difference_ci_low'])}, "
+                f"{format_number(r['difference_ci_high'])}]" if math.isfinite(r["difference"]) else "n/a")
+        table.append([METRICS[r["metric"]][0], r["algorithm_a"], r["algorithm_b"],
+                      f"{r['n_a']} / {r['n_b']} ({r['n_pairs'] or 'unpaired'})", diff, format_p(r["welch_p"]),
+                      format_p(r["mann_whitney_p"]), format_p(r["paired_t_p"]), format_p(r["wilcoxon_p"]),
+                      r["note"] or ""])
+    note = ("Two-sided tests over seeds (scipy.stats): Welch's t (unequal variances) and Mann-Whitney U; with the "
+            "same seeds on both sides also the paired t-test and Wilcoxon signed-rank (pairs by seed). a - b: "
+            "difference of the means, 95% bootstrap CI resampling each side's seeds. No multiple-comparison "
+            "correction. n/a: the test is undefined (see the note).")
+    return ["## Significance (headline metrics)", "", note, "", markdown_table(header, table), ""]
+
+
+def summary_markdown(
+    groups: Sequence[GroupReport], names: Sequence[str], references: Sequence[Run],
+    significance: Sequence[dict[str, Any]] = (),
+) -> str:
     parts = ["# purejaxsphere report", ""]
     parts.append("Runs: " + "; ".join(f"`{g.label}`: " + ", ".join(str(r.path) for r in g.runs) for g in groups))
     if references:
         parts.append("Forward-transfer references (protocol=rl): " + ", ".join(str(r.path) for r in references))
     note = ("Mean ± std over seeds [95% bootstrap CI of the mean: 10,000 resamples of the seeds, NumPy "
             "default_rng(0)]; n/a: undefined (e.g. no task with a success criterion). Definitions: docs/experiments.md.")
-    parts += ["", note, "", "## Continual-learning metrics", ""]
+    parts += ["", note, "", "## Continual-learning metrics", "",
+              "avg. ... at task end (paper): mean over tasks j of M[j, j], each task right after its own training, "
+              "the SPHERE paper's average success; final-policy avg.: mean over j of M[N-1, j], the last policy on "
+              "every task; forgetting: mean over j of M[j, j] - M[N-1, j].", ""]
     header = ["algorithm", "seeds"] + [METRICS[n][0] for n in names]
     rows = [[g.label, ", ".join(g.seed_ids())] + [format_summary(g.summary(n)) for n in names] for g in groups]
     parts += [markdown_table(header, rows), "", "## Per seed", ""]
@@ -246,6 +323,7 @@ def summary_markdown(groups: Sequence[GroupReport], names: Sequence[str], refere
                      if math.isfinite(row[f"{n}_mean"]) else "n/a" for n in task_names]
             rows.append([g.label, row["task"]] + cells)
     parts += [markdown_table(header, rows), ""]
+    parts += significance_markdown(significance)
     return "\n".join(parts)
 
 
@@ -335,15 +413,30 @@ def plot_band(
     return True
 
 
+def end_of_task_means(group: GroupReport, score: str) -> np.ndarray:
+    """Mean over every seed of the group of M[j, j] (success or return) per task j. [N]"""
+    pick = (lambda m: m.success) if score == "success" else (lambda m: m.ret)
+    stacked = np.concatenate([continual.end_of_task_scores(pick(run.matrix)) for run in group.runs], axis=-1)
+    return continual.nanmean(stacked, axis=-1)
+
+
 def plot_curves(groups: Sequence[GroupReport], path: Path) -> None:
-    """Evaluation success and return across the sequence, mean ± std over seeds, task boundaries dashed."""
+    """Current-task evaluation success and return across the sequence, mean ± std over seeds, task boundaries
+    dashed; a marker at each task's end is its end-of-task score M[j, j] (mean over seeds), whose average over tasks
+    (the paper's metric, in the legend) is the report's headline."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=CURVES_SIZE, dpi=DPI, layout="constrained")
     boundaries = task_boundaries(groups[0].runs[0])
-    for ax, key, title in ((axes[0], "eval_success", "evaluation success"), (axes[1], "eval_return", "evaluation return")):
+    ends = np.array([end for _, _, end in boundaries])
+    for ax, score in zip(axes, ("success", "return")):
+        key, title = f"eval_{score}", f"current-task evaluation {score}"
         plotted = False
         for i, g in enumerate(groups):
-            plotted |= plot_band(ax, group_curve(g.runs, key), f"C{i}", g.label, boundaries)
+            label = f"{g.label} (avg. at task end {format_number(g.summary(f'average_{score}').mean)})"
+            plotted |= plot_band(ax, group_curve(g.runs, key), f"C{i}", label, boundaries)
+            marks = end_of_task_means(g, score)
+            if np.isfinite(marks).any() and len(marks) == len(ends):
+                ax.scatter(ends, marks, color=f"C{i}", marker="o", s=25, zorder=3)
         if not plotted:
             ax.text(0.5, 0.5, "no task with a success criterion", transform=ax.transAxes, ha="center", va="center")
         else:
@@ -492,8 +585,11 @@ def make_report(
         write(out / name)
         written.append(out / name)
 
-    emit("summary.md", lambda p: p.write_text(summary_markdown(groups, names, reference_runs)))
+    tests = significance_rows(groups, names)
+    emit("summary.md", lambda p: p.write_text(summary_markdown(groups, names, reference_runs, tests)))
     emit("summary.csv", lambda p: write_csv(p, summary_csv_rows(groups, names)))
+    if tests:
+        emit("significance.csv", lambda p: write_csv(p, tests))
     emit("per_seed.csv", lambda p: write_csv(p, [
         {"algorithm": g.label, "run": s.run, "seed": s.seed, **{n: s.values[n] for n in names}}
         for g in groups for s in g.seeds]))

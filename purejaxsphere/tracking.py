@@ -1,8 +1,10 @@
 """Experiment trackers fed with the same per-seed, per-chunk metrics rows as metrics.jsonl: W&B and TensorBoard.
 
 W&B: one W&B run per seed, grouped by the run directory's name (so W&B's group view gives mean and spread over
-seeds), each with the resolved config plus its seed, metrics against `total_env_steps`, and at the end the
-evaluation matrix, summary and report files attached. Mode: `wandb.mode` (offline by default, files under
+seeds), each with the resolved config plus its seed, metrics against `total_env_steps`, and at the end that seed's
+scores from summary.json in the W&B run summary (`average_success`, the paper's metric, with
+`final_policy_average_*` and `forgetting_*` beside it; purejaxsphere/summary.py) and the evaluation matrix, summary
+and config files attached. Mode: `wandb.mode` (offline by default, files under
 RUN_DIR/wandb; `wandb sync RUN_DIR/wandb/offline-run-*` uploads them later), overridden by the WANDB_MODE
 environment variable when it is set. A tracker never fails or blocks a run: if W&B cannot start (no network, no
 login, timeout), the run continues in offline mode, or without W&B, with a message.
@@ -16,7 +18,7 @@ import hashlib
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from purejaxsphere.config import Config, to_dict
 
@@ -106,9 +108,11 @@ class WandbTracker:
             self.warn(f"W&B log failed ({error}); W&B logging off for seed {row.get('seed')}")
             self.runs.pop(row.get("seed"), None)
 
-    def finish(self, files: Sequence[Path]) -> None:
+    def finish(self, files: Sequence[Path], summaries: Optional[Mapping[int, dict[str, float]]] = None) -> None:
+        """Attach `files` and write `summaries[seed]` into each seed's W&B run summary, then close the runs."""
         for seed, run in list(self.runs.items()):
             try:
+                run.summary.update((summaries or {}).get(seed, {}))
                 for path in files:
                     if Path(path).exists():
                         run.save(str(path), base_path=str(Path(path).parent), policy="now")
@@ -135,7 +139,7 @@ class TensorBoardTracker:
             writer.add_scalar(key, value, step)
         writer.flush()
 
-    def finish(self, files: Sequence[Path]) -> None:
+    def finish(self, files: Sequence[Path], summaries: Optional[Mapping[int, dict[str, float]]] = None) -> None:
         for writer in self.writers.values():
             writer.close()
         self.writers = {}
@@ -153,6 +157,6 @@ class Trackers:
         for tracker in self.trackers:
             tracker.log(row)
 
-    def finish(self, files: Sequence[Path] = ()) -> None:
+    def finish(self, files: Sequence[Path] = (), summaries: Optional[Mapping[int, dict[str, float]]] = None) -> None:
         for tracker in self.trackers:
-            tracker.finish(files)
+            tracker.finish(files, summaries)

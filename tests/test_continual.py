@@ -23,6 +23,25 @@ def test_final_average_and_forgetting_hand_computed():
     np.testing.assert_allclose(continual.average_forgetting(SUCCESS), [0.9 / 3, 0.4 / 3])
 
 
+def test_end_of_task_average_is_the_diagonal_mean():
+    # The paper's metric: M[j, j] per seed, seed 0 (0.8, 0.9, 1.0), seed 1 (0.6, 0.7, 0.4)
+    np.testing.assert_allclose(continual.end_of_task_scores(SUCCESS), [[0.8, 0.6], [0.9, 0.7], [1.0, 0.4]])
+    np.testing.assert_allclose(continual.end_of_task_average(SUCCESS), [0.9, 1.7 / 3])
+    # It differs from the final policy's average exactly by the average forgetting.
+    np.testing.assert_allclose(continual.end_of_task_average(SUCCESS) - continual.final_average(SUCCESS),
+                               continual.average_forgetting(SUCCESS))
+    success = SUCCESS.copy()
+    success[:, 1] = NAN  # task 1 has no success criterion
+    np.testing.assert_allclose(continual.end_of_task_average(success), [0.9, 0.5])
+
+
+def test_bootstrap_difference_ci_closed_form():
+    # a in {0, 1} resampled: means 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4; b constant 0 -> CI [0, 1].
+    assert continual.bootstrap_difference_ci(np.array([0.0, 1.0]), np.array([0.0, NAN])) == (0.0, 1.0)
+    assert continual.bootstrap_difference_ci(np.array([3.0, 3.0]), np.array([1.0, 1.0, 1.0])) == (2.0, 2.0)
+    assert np.isnan(continual.bootstrap_difference_ci(np.array([1.0]), np.array([NAN]))).all()
+
+
 def test_tasks_without_success_are_left_out():
     success = SUCCESS.copy()
     success[:, 1] = NAN  # task 1 has no success criterion

@@ -42,7 +42,7 @@ def test_eval_mjx_reproduces_the_trainers_final_evaluation(brax_run):
     assert out["checkpoint"] == "t000_c00002" and out["episodes"] == 2 and out["tasks"] == ["brax/reacher"]
     # Seed 0: the same compiled evaluation, keys and episodes as the trainer's end-of-task row: bit for bit.
     assert out["return"][0][0] == matrix["return"][-1][0][0]
-    assert out["return"][0][0] == read(brax_run / "summary.json")["final_average_return"][0]
+    assert out["return"][0][0] == read(brax_run / "summary.json")["final_policy_average_return"][0]
     assert out["length"][0][0] == 20.0 and out["success"][0] == [None, None]  # Brax has no success criterion
     # Seed 1 was dropped: null in the trainer's matrix, evaluated (frozen policy) but marked and left out here.
     assert matrix["return"][-1][0][1] is None and np.isfinite(out["return"][0][1])

@@ -52,8 +52,9 @@ def two_runs(tmp_path_factory):
 def test_report_tables_and_plots_of_two_algorithms(two_runs, tmp_path):
     out = tmp_path / "report"
     assert main(["report", str(two_runs["moe_topk"]), str(two_runs["moe_topk_sphere"]), "--out", str(out)]) == 0
-    assert {p.name for p in out.iterdir()} == {"summary.md", "summary.csv", "per_seed.csv", "per_task.csv",
-                                              "curves.png", "eval_matrix.png", "ranks.png", "routing_load.png"}
+    assert {p.name for p in out.iterdir()} == {"summary.md", "summary.csv", "significance.csv", "per_seed.csv",
+                                              "per_task.csv", "curves.png", "eval_matrix.png", "ranks.png",
+                                              "routing_load.png"}
     summary = read_csv(out / "summary.csv")
     assert [row["algorithm"] for row in summary] == ["moe_topk", "moe_topk_sphere"]
     assert all(row["n_seeds"] == "2" and row["seeds"] == "0;1" for row in summary)
@@ -61,17 +62,28 @@ def test_report_tables_and_plots_of_two_algorithms(two_runs, tmp_path):
     assert [(r["algorithm"], r["seed"]) for r in per_seed] == [
         ("moe_topk", "0"), ("moe_topk", "1"), ("moe_topk_sphere", "0"), ("moe_topk_sphere", "1")]
     for row in per_seed:
-        # The trainer's own summary.json agrees on the final average return; Brax tasks have no success.
+        # The trainer's own summary.json agrees on both averages; Brax tasks have no success.
         trainer_summary = json.loads((two_runs[row["algorithm"]] / "summary.json").read_text())
-        expected = trainer_summary["final_average_return"][int(row["seed"])]
-        assert float(row["final_return"]) == pytest.approx(expected, rel=1e-9)
-        assert row["final_success"] == "" and row["auc_success"] == ""
+        for key in ("average_return", "final_policy_average_return", "forgetting_return"):
+            assert float(row[key]) == pytest.approx(trainer_summary[key][int(row["seed"])], rel=1e-9)
+        assert "average_success" not in trainer_summary
+        assert row["average_success"] == row["final_policy_average_success"] == row["auc_success"] == ""
         assert np.isfinite(float(row["forgetting_return"])) and np.isfinite(float(row["auc_return"]))
     for row in summary:
-        values = [float(r["final_return"]) for r in per_seed if r["algorithm"] == row["algorithm"]]
-        assert float(row["final_return_mean"]) == pytest.approx(np.mean(values))
-        assert float(row["final_return_std"]) == pytest.approx(np.std(values, ddof=1))
-        assert float(row["final_return_ci_low"]) <= np.mean(values) <= float(row["final_return_ci_high"])
+        values = [float(r["average_return"]) for r in per_seed if r["algorithm"] == row["algorithm"]]
+        assert float(row["average_return_mean"]) == pytest.approx(np.mean(values))
+        assert float(row["average_return_std"]) == pytest.approx(np.std(values, ddof=1))
+        assert float(row["average_return_ci_low"]) <= np.mean(values) <= float(row["average_return_ci_high"])
+    # Significance on the headline return (no success on Brax tasks): one pair, same seeds 0 and 1, so paired.
+    (test,) = read_csv(out / "significance.csv")
+    assert (test["metric"], test["algorithm_a"], test["algorithm_b"], test["n_pairs"]) == (
+        "average_return", "moe_topk", "moe_topk_sphere", "2")
+    a, b = ([float(r["average_return"]) for r in per_seed if r["algorithm"] == algo]
+            for algo in ("moe_topk", "moe_topk_sphere"))
+    from scipy import stats
+
+    assert float(test["welch_p"]) == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)
+    assert float(test["difference"]) == pytest.approx(np.mean(a) - np.mean(b))
     per_task = read_csv(out / "per_task.csv")
     assert [(r["algorithm"], r["task"]) for r in per_task] == [(a, t) for a in ("moe_topk", "moe_topk_sphere")
                                                                for t in TASKS]
@@ -80,7 +92,8 @@ def test_report_tables_and_plots_of_two_algorithms(two_runs, tmp_path):
         assert f"| {algo} | 0, 1 |" in markdown  # main table: algorithm and its seeds
         for seed in (0, 1):
             assert f"| {algo} | {algo} | {seed} |" in markdown  # per-seed table: algorithm, run, seed
-    assert "final avg. success" in markdown and "n/a" in markdown
+    assert "avg. success at task end (paper)" in markdown and "final-policy avg. return" in markdown
+    assert "## Significance (headline metrics)" in markdown and "n/a" in markdown
     assert_image(out / "curves.png", (1200, 450))
     assert_image(out / "eval_matrix.png", (900, 400))  # 2 algorithms x return only
     assert_image(out / "ranks.png", (1500, 450))
@@ -143,8 +156,12 @@ def test_forward_transfer_against_rl_reference_hand_computed(tmp_path):
     # FT_a = (AUC_a - 0.5) / 0.5 = (0, -0.5); FT_b = AUC_b = (0.75, 0.5); average (0.375, 0)
     assert float(per_seed["0"]["forward_transfer"]) == pytest.approx(0.375)
     assert float(per_seed["1"]["forward_transfer"]) == pytest.approx(0.0)
-    # final success (0.6, 0.5); forgetting ((0.6-0.2)+0)/2 = 0.2 and 0; sequence AUC (0.625, 0.375)
-    assert float(per_seed["0"]["final_success"]) == pytest.approx(0.6)
+    # end-of-task M[j, j]: a (0.6, 0.5), b (1.0, 0.5) -> paper average (0.8, 0.5); final policy (0.6, 0.5);
+    # forgetting ((0.6-0.2)+0)/2 = 0.2 and 0; sequence AUC (0.625, 0.375)
+    assert float(per_seed["0"]["average_success"]) == pytest.approx(0.8)
+    assert float(per_seed["1"]["average_success"]) == pytest.approx(0.5)
+    assert float(per_seed["0"]["final_policy_average_success"]) == pytest.approx(0.6)
+    assert float(per_seed["1"]["final_policy_average_success"]) == pytest.approx(0.5)
     assert float(per_seed["0"]["forgetting_success"]) == pytest.approx(0.2)
     assert float(per_seed["1"]["forgetting_success"]) == pytest.approx(0.0)
     assert float(per_seed["0"]["auc_success"]) == pytest.approx(0.625)
@@ -157,3 +174,34 @@ def test_forward_transfer_against_rl_reference_hand_computed(tmp_path):
 
 def test_report_rejects_a_directory_that_is_not_a_run(tmp_path):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_significance_between_hand_made_runs(tmp_path):
+    from scipy import stats
+
+    nan = float("nan")
+    # Two algorithms on the same seeds 0, 1; a third whose two seeds score the same as the second's.
+    matrices = {
+        "sphere": [[[0.9, 0.7], [nan, nan]], [[0.4, 0.3], [0.8, 0.6]]],  # paper avg (0.85, 0.65)
+        "topk": [[[0.3, 0.2], [nan, nan]], [[0.1, 0.0], [0.2, 0.1]]],  # paper avg (0.25, 0.15)
+        "same": [[[0.3, 0.2], [nan, nan]], [[0.3, 0.2], [0.2, 0.1]]],  # paper avg (0.25, 0.15): like topk
+    }
+    for algo, matrix in matrices.items():
+        write_run(tmp_path / algo, algo, "crl", {0: [[0.5, 0.5]], 1: [[0.5, 0.5]]}, matrix)
+    out = tmp_path / "report"
+    assert main(["report", *(str(tmp_path / a) for a in matrices), "--out", str(out)]) == 0
+    rows = {(r["metric"], r["algorithm_a"], r["algorithm_b"]): r for r in read_csv(out / "significance.csv")}
+    assert len(rows) == 6  # 3 pairs x (success, return)
+    row = rows[("average_success", "sphere", "topk")]
+    assert float(row["difference"]) == pytest.approx(0.55) and row["n_pairs"] == "2"
+    assert float(row["welch_p"]) == pytest.approx(
+        stats.ttest_ind([0.85, 0.65], [0.25, 0.15], equal_var=False).pvalue, rel=1e-9)
+    assert float(row["mann_whitney_p"]) == pytest.approx(stats.mannwhitneyu([0.85, 0.65], [0.25, 0.15]).pvalue)
+    assert float(row["paired_t_p"]) == pytest.approx(stats.ttest_rel([0.85, 0.65], [0.25, 0.15]).pvalue, rel=1e-9)
+    assert float(row["wilcoxon_p"]) == pytest.approx(stats.wilcoxon([0.85, 0.65], [0.25, 0.15]).pvalue)
+    tie = rows[("average_success", "topk", "same")]  # identical per-seed values: the paired tests are undefined
+    assert float(tie["welch_p"]) == float(tie["mann_whitney_p"]) == 1.0
+    assert tie["paired_t_p"] == tie["wilcoxon_p"] == ""
+    assert "Wilcoxon: every paired difference is 0" in tie["note"] and float(tie["difference"]) == 0.0
+    markdown = (out / "summary.md").read_text()
+    assert "## Significance (headline metrics)" in markdown and "Wilcoxon: every paired difference is 0" in markdown

@@ -1,6 +1,7 @@
 """W&B (offline by default, never blocking) and TensorBoard trackers on a tiny real run."""
 
 import json
+import re
 
 import pytest
 
@@ -13,6 +14,17 @@ ONE_TASK = [
     "network.n_experts=3", "eval.interval=64", "eval.episodes=2", "episode_length=20", "total_timesteps=64",
     "seeds=2", "progress=false", "checkpoint.enabled=false", "diagnostics.enabled=false",
 ]
+
+
+def wandb_summary_value(log: bytes, key: str):
+    """The last value W&B recorded for a summary key in an offline run's .wandb log. wandb 0.31 has no Python reader
+    for these logs, so match the protobuf SummaryItem: field 1 the key (tag 0x0a, length), field 16 value_json
+    (tag 0x82 0x01, length); the length prefix makes the key match exactly (not as a suffix of a longer key)."""
+    name = key.encode()
+    matches = list(re.finditer(b"\n" + bytes([len(name)]) + re.escape(name) + b"\x82\x01(.)", log, re.DOTALL))
+    assert matches, f"{key} not in the W&B log"
+    end = matches[-1].end()
+    return json.loads(log[end:end + matches[-1].group(1)[0]])
 
 
 def test_scalar_items_keeps_finite_numbers_only():
@@ -37,6 +49,13 @@ def test_default_offline_wandb_and_tensorboard_write_their_files(tmp_path, monke
     assert all(list(path.glob("*.wandb")) for path in offline)  # the run's event log
     attached = {p.name for path in offline for p in (path / "files").iterdir()}
     assert {"eval_matrix.json", "summary.json", "config.yaml"} <= attached
+    # Each seed's W&B run summary holds its own summary.json scores (the paper's metric first).
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for path in offline:
+        log = next(path.glob("*.wandb")).read_bytes()
+        seed = int(path.name.rsplit("-s", 1)[1])
+        for key in ("average_return", "final_policy_average_return", "forgetting_return"):
+            assert wandb_summary_value(log, key) == pytest.approx(summary[key][seed])
     for seed in (0, 1):
         events = list((run_dir / "tensorboard" / f"seed_{seed}").glob("events.out.tfevents.*"))
         assert events and events[0].stat().st_size > 0

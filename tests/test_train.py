@@ -136,7 +136,7 @@ def test_driver_carries_params_and_normalizer_in_crl_only(two_task_trainer, prot
     np.testing.assert_allclose(start_of_task2.learning_rate, trainer.cfg.ppo.learning_rate)
 
 
-def test_cli_train_writes_run_directory(tmp_path):
+def test_cli_train_writes_run_directory(tmp_path, capsys):
     run_dir = tmp_path / "run"
     code = main(["train", *TINY, "tasks=[brax/reacher,brax/inverted_double_pendulum]", "seeds=2",
                  "total_timesteps=128", f"run_dir={run_dir}", "progress=false"])
@@ -150,7 +150,16 @@ def test_cli_train_writes_run_directory(tmp_path):
     assert np.isnan(ret[0, 1]).all() and np.isfinite(ret[0, 0]).all() and np.isfinite(ret[1]).all()
     assert "tasks:" in (run_dir / "config.yaml").read_text()
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert len(summary["final_average_return"]) == 2
+    # The paper's metric (each task after its own training) and the final policy's average, per seed.
+    np.testing.assert_allclose(summary["average_return"], np.mean([ret[0, 0], ret[1, 1]], axis=0))
+    np.testing.assert_allclose(summary["final_policy_average_return"], np.mean(ret[1], axis=0))
+    assert summary["average_return_mean"] == pytest.approx(np.mean(summary["average_return"]))
+    assert "average_success" not in summary  # Brax tasks have no success criterion
+    out = capsys.readouterr().out.splitlines()
+    done = next(i for i, line in enumerate(out) if line.startswith("purejaxsphere: done: 2 tasks x 2 seeds"))
+    assert out[done + 2].split()[:2] == ["0", "brax/reacher"]
+    assert out[done + 4].startswith("average return (paper metric, mean over tasks at the end of each): ")
+    assert out[-2:] == [f"  purejaxsphere report {run_dir}", f"  purejaxsphere eval {run_dir}"]
 
 
 def test_a_task_that_comes_back_does_not_recompile():
