@@ -86,6 +86,10 @@ def test_main_job_trains_checkpoints_and_writes_its_run_directory(main_job):
     assert run_dir.parts[0] == "runs" and len(run_dir.parts) == 2  # the default, relative run directory
     assert f"run dir {run_dir}" in proc.stdout  # shown as it will be typed, relative
     assert str(cwd) not in proc.stdout  # ... never as the absolute path the code uses
+    # The end of the run says what happened and what to run next.
+    assert "purejaxsphere: done:" in proc.stdout and "(paper metric" in proc.stdout
+    for line in (f"run directory: {run_dir}", f"purejaxsphere report {run_dir}", f"purejaxsphere eval {run_dir}"):
+        assert line in proc.stdout, line
     full = cwd / run_dir
     for name in ("config.yaml", "metrics.jsonl", "eval_matrix.json", "summary.json"):
         assert (full / name).is_file(), name
