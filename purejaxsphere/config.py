@@ -62,8 +62,12 @@ class NetworkConfig:
 class SphereConfig:
     mode: str = "off"  # off | loss (adaptive coefficient) | grad (gradient-norm ratio)
     ratio: float = 0.05
-    pcgrad: bool = False  # grad mode: project the SPHERE gradient off the policy gradient when they conflict
-    gating_ratio: float = 0.0  # > 0 adds the gating-isotropy penalty with an adaptive coefficient
+    # any mode: project the regularizer part of the gradient (SPHERE + gating) off the policy gradient when they
+    # conflict (the official sphere_use_pcgrad)
+    pcgrad: bool = False
+    # > 0 adds the gating-isotropy penalty: "loss"/"off" with the adaptive coefficient gating_ratio |L_pi| / L_gating,
+    # "grad" rescaled to gating_ratio x the policy-gradient norm (as the official code)
+    gating_ratio: float = 0.0
     # last_layer: routing-weighted features of the last hidden expert layer (SPHERE); all_layers: the same penalty
     # summed over every hidden expert layer; per_expert: one penalty per expert on its own weighted features, summed;
     # grad_factor: the penalty on the backpropagated gradient factor of the last hidden expert layer
