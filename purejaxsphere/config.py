@@ -20,6 +20,8 @@ from omegaconf import OmegaConf
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 ACTOR_KINDS = ("dense", "moe_topk", "dense_moe", "ds_moe")
 SPHERE_MODES = ("off", "loss", "grad")
+# Kernel initialization of every network (networks.py, `layer_gains`): lecun = the official code's flax default.
+NETWORK_INITS = ("lecun", "he")
 # What the SPHERE penalty is computed on (sphere.py, `feature_penalty`): the paper's choice and its ablations.
 SPHERE_TARGETS = ("last_layer", "all_layers", "per_expert", "grad_factor")
 # Task suites whose MJX models hit the XLA:CPU fusion-emitter regression (MuJoCo issue 2957; 60x on MetaWorld).
@@ -52,14 +54,21 @@ class NetworkConfig:
     top_k: int = 2
     temperature: float = 1.0
     n_shared: int = 1  # DS-MoE only: always-on shared experts
+    # lecun: every layer a plain flax nn.Dense (lecun_normal kernel, zero bias), as the official code;
+    # he: He init on hidden layers, gain 0.01 on the expert heads and gate logits (this project's earlier default)
+    init: str = "lecun"
 
 
 @dataclass
 class SphereConfig:
     mode: str = "off"  # off | loss (adaptive coefficient) | grad (gradient-norm ratio)
     ratio: float = 0.05
-    pcgrad: bool = False  # grad mode: project the SPHERE gradient off the policy gradient when they conflict
-    gating_ratio: float = 0.0  # > 0 adds the gating-isotropy penalty with an adaptive coefficient
+    # any mode: project the regularizer part of the gradient (SPHERE + gating) off the policy gradient when they
+    # conflict (the official sphere_use_pcgrad)
+    pcgrad: bool = False
+    # > 0 adds the gating-isotropy penalty: "loss"/"off" with the adaptive coefficient gating_ratio |L_pi| / L_gating,
+    # "grad" rescaled to gating_ratio x the policy-gradient norm (as the official code)
+    gating_ratio: float = 0.0
     # last_layer: routing-weighted features of the last hidden expert layer (SPHERE); all_layers: the same penalty
     # summed over every hidden expert layer; per_expert: one penalty per expert on its own weighted features, summed;
     # grad_factor: the penalty on the backpropagated gradient factor of the last hidden expert layer
@@ -412,6 +421,7 @@ def validate(cfg: Config) -> None:
     )
     _require(net.temperature > 0, f"network.temperature: must be positive, got {net.temperature}")
     _require(net.n_shared > 0, f"network.n_shared: must be positive, got {net.n_shared}")
+    _require_choice("network.init", net.init, NETWORK_INITS)
     sph = cfg.sphere
     _require_choice("sphere.mode", sph.mode, SPHERE_MODES)
     _require(sph.ratio >= 0, f"sphere.ratio: must be >= 0, got {sph.ratio}")

@@ -7,6 +7,10 @@ so SPHERE, its ablations and the diagnostics share one code path.
 
 Experts are stacked on a leading axis and applied with one batched matmul per layer; every expert is computed and
 the routing weights zero the unselected ones (measured on CPU: faster than gathering the K selected experts).
+
+Initialization (`network.init`, `layer_gains`): "lecun" (default) is the official code's, flax's default `nn.Dense`
+on every layer (kernel lecun_normal, std 1/sqrt(fan_in), zero bias; heads included); "he" is this project's earlier
+scheme (He on hidden layers, 0.01 on expert heads and gate logits). log_std starts at 0 under both.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxsphere.config import ACTOR_KINDS
+from purejaxsphere.config import ACTOR_KINDS, NETWORK_INITS
 
 
 class ActorOutput(NamedTuple):
@@ -35,13 +39,25 @@ class ActorOutput(NamedTuple):
 
 
 def scaled_init(gain: float, batch_axis: tuple[int, ...] = ()) -> Callable:
-    """Truncated-normal init with std = gain / sqrt(fan_in) (He init for gain sqrt(2)).
+    """Truncated-normal init with std = gain / sqrt(fan_in): flax's default `lecun_normal` for gain 1, He for sqrt(2).
 
-    Orthogonal init would need a QR decomposition per matrix; batched over experts and vmapped over seeds, jaxlib's
-    CPU QR deadlocked the XLA:CPU runtime here (reproducibly, jax 0.10.2), so the variance-matched normal is used.
-    `batch_axis` marks the stacked expert axis so fan_in is one expert's input size.
+    `batch_axis` marks the stacked expert axis so fan_in is one expert's input size. No scheme here needs a QR
+    decomposition: orthogonal init batched over experts and vmapped over seeds deadlocked XLA:CPU (jax 0.10.2).
     """
     return nn.initializers.variance_scaling(gain**2, "fan_in", "truncated_normal", batch_axis=batch_axis)
+
+
+def layer_gains(scheme: str, n_hidden: int, head_scale: float) -> list[float]:
+    """Kernel gains of `n_hidden` ReLU layers and then the linear head, for the `network.init` scheme.
+
+    - lecun: every layer 1 (a plain flax `nn.Dense`, zero bias): the official SPHERE code's init for every network.
+    - he:    sqrt(2) on the hidden layers and `head_scale` on the head (0.01 for expert heads and gate logits).
+    """
+    if scheme == "lecun":
+        return [1.0] * (n_hidden + 1)
+    if scheme == "he":
+        return [float(np.sqrt(2.0))] * n_hidden + [head_scale]
+    raise ValueError(f"unknown network init {scheme!r}; choose one of {NETWORK_INITS}")
 
 
 class ExpertStack(nn.Module):
@@ -50,7 +66,8 @@ class ExpertStack(nn.Module):
     n_experts: int
     hidden_sizes: Sequence[int]
     out_size: int
-    head_scale: float = 0.01
+    init_scheme: str = "lecun"  # network.init (`layer_gains`); not `init`, which would shadow Module.init
+    head_scale: float = 0.01  # the head's gain under init="he"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
@@ -63,7 +80,7 @@ class ExpertStack(nn.Module):
         """
         sizes = [x.shape[-1], *self.hidden_sizes, self.out_size]
         names = [str(i) for i in range(len(self.hidden_sizes))] + ["_out"]  # params w0, b0, ..., w_out, b_out
-        gains = [np.sqrt(2.0)] * len(self.hidden_sizes) + [self.head_scale]
+        gains = layer_gains(self.init_scheme, len(self.hidden_sizes), self.head_scale)
         h, hidden = None, []
         for name, gain, fan_in, width in zip(names, gains, sizes[:-1], sizes[1:]):
             w = self.param(f"w{name}", scaled_init(gain, batch_axis=(0,)), (self.n_experts, fan_in, width))
@@ -79,14 +96,16 @@ class ExpertStack(nn.Module):
 class MLP(nn.Module):
     hidden_sizes: Sequence[int]
     out_size: int
-    head_scale: float = 1.0
+    init_scheme: str = "lecun"  # network.init (`layer_gains`); not `init`, which would shadow Module.init
+    head_scale: float = 1.0  # the head's gain under init="he"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        for width in self.hidden_sizes:
-            x = nn.relu(nn.Dense(width, kernel_init=scaled_init(np.sqrt(2.0)))(x))
+        *gains, head_gain = layer_gains(self.init_scheme, len(self.hidden_sizes), self.head_scale)
+        for width, gain in zip(self.hidden_sizes, gains):
+            x = nn.relu(nn.Dense(width, kernel_init=scaled_init(gain))(x))
             self.sow("intermediates", "hidden", x)  # read by `actor_hidden_activations`; inert otherwise
-        return nn.Dense(self.out_size, kernel_init=scaled_init(self.head_scale))(x)
+        return nn.Dense(self.out_size, kernel_init=scaled_init(head_gain))(x)
 
 
 def top_k_weights(logits: jax.Array, k: int, temperature: float) -> jax.Array:
@@ -110,19 +129,21 @@ class Actor(nn.Module):
     temperature: float = 1.0
     n_shared: int = 1
     gate_hidden_sizes: Sequence[int] = (256, 256, 256)
+    init_scheme: str = "lecun"  # network.init (`layer_gains`); not `init`, which would shadow Module.init
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> ActorOutput:
         batch = obs.shape[0]
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_size,))
         if self.kind == "dense":
-            means, hidden = ExpertStack(1, self.hidden_sizes, self.action_size, name="experts")(obs)
+            means, hidden = ExpertStack(1, self.hidden_sizes, self.action_size, self.init_scheme, name="experts")(obs)
             weights = jnp.ones((batch, 1), obs.dtype)
             logits = jnp.zeros((batch, 1), obs.dtype)
         elif self.kind in ("moe_topk", "dense_moe", "ds_moe"):
             n_total = self.n_experts + (self.n_shared if self.kind == "ds_moe" else 0)
-            means, hidden = ExpertStack(n_total, self.hidden_sizes, self.action_size, name="experts")(obs)
-            logits = MLP(self.gate_hidden_sizes, self.n_experts, head_scale=0.01, name="gate")(obs)
+            experts = ExpertStack(n_total, self.hidden_sizes, self.action_size, self.init_scheme, name="experts")
+            means, hidden = experts(obs)
+            logits = MLP(self.gate_hidden_sizes, self.n_experts, self.init_scheme, head_scale=0.01, name="gate")(obs)
             if self.kind == "dense_moe":
                 weights = jax.nn.softmax(logits / self.temperature, axis=-1)
             else:
@@ -140,10 +161,11 @@ class Actor(nn.Module):
 
 class Critic(nn.Module):
     hidden_sizes: Sequence[int] = (256, 256, 256)
+    init_scheme: str = "lecun"  # network.init (`layer_gains`); not `init`, which would shadow Module.init
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return MLP(self.hidden_sizes, 1, head_scale=1.0)(obs)[..., 0]
+        return MLP(self.hidden_sizes, 1, self.init_scheme, head_scale=1.0)(obs)[..., 0]
 
 
 def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:

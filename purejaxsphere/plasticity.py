@@ -28,7 +28,7 @@ from purejaxsphere.networks import Actor, HiddenLayer, actor_hidden_activations,
 
 PyTree = Any
 
-PARSEVAL_SCALE = 2.0  # s: squared gain of the He init, E[||row||^2] of a fresh hidden weight matrix
+PARSEVAL_SCALE = 2.0  # s: Chung et al.'s (their init gain sqrt(2)); E[||row||^2] of a fresh matrix under init=he
 PARSEVAL_REFERENCE_WIDTH = 64  # the width Chung et al. tuned the coefficient at
 
 

@@ -130,32 +130,48 @@ def actor_gradient(
 ) -> tuple[PyTree, dict[str, jax.Array]]:
     """Gradient of the actor objective under the configured SPHERE mode, from one forward pass (vjp).
 
-    - off:  grad L_pi (+ gating term)
-    - loss: grad (L_pi + lambda L_SPHERE), lambda = sg(ratio |L_pi| / (L_SPHERE + 1e-8))
-    - grad: grad L_pi + s * grad L_SPHERE with s so that the second part has ratio x the first's global norm
-            (optionally PCGrad-projected)
-    The gating-isotropy term, when on, is added to L_pi with its own adaptive coefficient. In every mode the
-    gradient of the parameter penalty (`plasticity.param_penalty`: L2-init toward `reference_params`, Parseval) is
-    added last, with its fixed coefficients.
+    With g_pi = grad L_pi, g_S = grad L_SPHERE, g_G = grad L_gating (the gating term only when gating_ratio > 0):
+    - off:  g_pi (+ lambda_G g_G)
+    - loss: g_pi + lambda_S g_S + lambda_G g_G, each lambda = sg(its ratio x |L_pi| / (its loss + 1e-8))
+    - grad: g_pi + s_S g_S + s_G g_G, each s = sg(its ratio x |g_pi| / (|g| + 1e-8)), so each added part has its
+            ratio x the norm of g_pi (`sphere.norm_ratio_scale`)
+    With `pcgrad`, in every mode the regularizer part (everything after g_pi) is projected off g_pi when the two
+    conflict (`sphere.project_conflict`), as in the official code. In every mode the gradient of the parameter
+    penalty (`plasticity.param_penalty`: L2-init toward `reference_params`, Parseval) is added last, with its fixed
+    coefficients.
     """
     plasticity_cfg = plasticity_cfg or PlasticityConfig()
     (policy_objective, sphere_loss, gating_loss), vjp_fn, diagnostics = jax.vjp(
         lambda p: actor_objectives(p, actor_apply, batch, ppo, sphere_cfg), actor_params, has_aux=True
     )
-    gating_coef = sphere.adaptive_coefficient(sphere_cfg.gating_ratio, policy_objective, gating_loss)
-    if sphere_cfg.gating_ratio == 0:
-        gating_coef = jnp.zeros_like(gating_coef)
     one, zero = jnp.ones_like(policy_objective), jnp.zeros_like(policy_objective)
+    gating_on = sphere_cfg.gating_ratio > 0
     if sphere_cfg.mode == "grad":
-        (policy_grad,) = vjp_fn((one, zero, gating_coef))
-        (penalty_grad,) = vjp_fn((zero, one, zero))
-        grads, sphere_coef = sphere.combine_gradients(policy_grad, penalty_grad, sphere_cfg.ratio, sphere_cfg.pcgrad)
+        (policy_grad,) = vjp_fn((one, zero, zero))
+        (sphere_grad,) = vjp_fn((zero, one, zero))
+        sphere_coef = sphere.norm_ratio_scale(sphere_cfg.ratio, policy_grad, sphere_grad)
+        regularizer_grad = sphere.tree_scale(sphere_grad, sphere_coef)
+        gating_coef = zero
+        if gating_on:
+            (gating_grad,) = vjp_fn((zero, zero, one))
+            gating_coef = sphere.norm_ratio_scale(sphere_cfg.gating_ratio, policy_grad, gating_grad)
+            regularizer_grad = jax.tree.map(
+                jnp.add, regularizer_grad, sphere.tree_scale(gating_grad, gating_coef)
+            )
+        grads = sphere.add_regularizer(policy_grad, regularizer_grad, sphere_cfg.pcgrad)
     else:
+        sphere_coef = zero
         if sphere_cfg.mode == "loss":
             sphere_coef = sphere.adaptive_coefficient(sphere_cfg.ratio, policy_objective, sphere_loss)
+        gating_coef = zero
+        if gating_on:
+            gating_coef = sphere.adaptive_coefficient(sphere_cfg.gating_ratio, policy_objective, gating_loss)
+        if sphere_cfg.pcgrad and (sphere_cfg.mode == "loss" or gating_on):
+            (policy_grad,) = vjp_fn((one, zero, zero))
+            (regularizer_grad,) = vjp_fn((zero, sphere_coef, gating_coef))
+            grads = sphere.add_regularizer(policy_grad, regularizer_grad, pcgrad=True)
         else:
-            sphere_coef = jnp.zeros_like(policy_objective)
-        (grads,) = vjp_fn((one, sphere_coef, gating_coef))
+            (grads,) = vjp_fn((one, sphere_coef, gating_coef))
     param_penalty = jnp.zeros_like(policy_objective)
     if plasticity.uses_param_penalty(plasticity_cfg):
         param_penalty, penalty_grad = jax.value_and_grad(plasticity.param_penalty)(
@@ -164,7 +180,11 @@ def actor_gradient(
         grads = jax.tree.map(jnp.add, grads, penalty_grad)
     diagnostics = dict(diagnostics)
     diagnostics.update(
-        sphere_loss=sphere_loss, sphere_coef=sphere_coef, gating_loss=gating_loss, param_penalty=param_penalty
+        sphere_loss=sphere_loss,
+        sphere_coef=sphere_coef,
+        gating_loss=gating_loss,
+        gating_coef=gating_coef,
+        param_penalty=param_penalty,
     )
     return grads, diagnostics
 

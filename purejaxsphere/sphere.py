@@ -114,19 +114,30 @@ def tree_dot(a: PyTree, b: PyTree) -> jax.Array:
     return sum(jnp.sum(x * y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def combine_gradients(
-    policy_grad: PyTree, penalty_grad: PyTree, ratio: float | jax.Array, pcgrad: bool = False
-) -> tuple[PyTree, jax.Array]:
-    """"grad" mode: rescale the penalty gradient to `ratio` x the policy gradient's global norm and add them.
+def tree_scale(tree: PyTree, scale: jax.Array) -> PyTree:
+    return jax.tree.map(lambda g: g * scale, tree)
 
-    With `pcgrad`, the rescaled penalty gradient is first projected off the policy gradient when the two conflict
-    (negative inner product). Returns the combined gradient and the scale applied to the penalty gradient.
+
+def norm_ratio_scale(ratio: float | jax.Array, reference_grad: PyTree, grad: PyTree) -> jax.Array:
+    """"grad" mode: s = sg(ratio * |g_ref| / (|g| + 1e-8)), so s * g has ratio x the reference gradient's norm.
+
+    Both norms are sqrt(sum of squares + 1e-8), as the official `tree_l2_norm`.
     """
-    policy_norm = global_norm(policy_grad)
-    scale = ratio * policy_norm / (global_norm(penalty_grad) + 1e-8)
-    scaled = jax.tree.map(lambda g: g * scale, penalty_grad)
+    reference_norm = jnp.sqrt(tree_dot(reference_grad, reference_grad) + 1e-8)
+    norm = jnp.sqrt(tree_dot(grad, grad) + 1e-8)
+    return jax.lax.stop_gradient(ratio * reference_norm / (norm + 1e-8))
+
+
+def project_conflict(regularizer_grad: PyTree, base_grad: PyTree) -> PyTree:
+    """PCGrad: when <g_reg, g_base> < 0, remove g_reg's component along g_base (g_reg - <g_reg, g_base> /
+    (|g_base|^2 + 1e-8) g_base); otherwise g_reg unchanged. The base (policy) gradient itself is never altered."""
+    dot = tree_dot(regularizer_grad, base_grad)
+    coef = jnp.where(dot < 0.0, dot / (tree_dot(base_grad, base_grad) + 1e-8), 0.0)
+    return jax.tree.map(lambda r, b: r - coef * b, regularizer_grad, base_grad)
+
+
+def add_regularizer(base_grad: PyTree, regularizer_grad: PyTree, pcgrad: bool = False) -> PyTree:
+    """g_base + g_reg, with g_reg first PCGrad-projected off g_base when `pcgrad` (`project_conflict`)."""
     if pcgrad:
-        dot = tree_dot(scaled, policy_grad)
-        coef = jnp.where(dot < 0.0, dot / (policy_norm**2 + 1e-12), 0.0)
-        scaled = jax.tree.map(lambda s, p: s - coef * p, scaled, policy_grad)
-    return jax.tree.map(jnp.add, policy_grad, scaled), scale
+        regularizer_grad = project_conflict(regularizer_grad, base_grad)
+    return jax.tree.map(jnp.add, base_grad, regularizer_grad)

@@ -69,8 +69,10 @@ def build_networks(cfg: Config, action_size: int) -> Networks:
         temperature=net.temperature,
         n_shared=net.n_shared,
         gate_hidden_sizes=tuple(net.gate_hidden_sizes),
+        init_scheme=net.init,
     )
-    return Networks(actor, Critic(tuple(net.critic_hidden_sizes)), ppo_lib.make_optimizer(cfg.ppo))
+    critic = Critic(tuple(net.critic_hidden_sizes), init_scheme=net.init)
+    return Networks(actor, critic, ppo_lib.make_optimizer(cfg.ppo))
 
 
 def task_key(seed: int, task_index: int) -> jax.Array:

@@ -1,9 +1,14 @@
-"""Actors: Top-K routing, expert mixture against a per-expert reference, variants' shapes and weights."""
+"""Actors: Top-K routing, expert mixture against a per-expert reference, variants' shapes and weights, and the
+initialization of every network against flax's lecun_normal (scipy's truncated normal)."""
 
+import re
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax.traverse_util import flatten_dict
 
 from purejaxsphere.networks import Actor, Critic, top_k_weights
 
@@ -96,3 +101,89 @@ def test_critic_shape():
     critic = Critic((8, 8))
     obs = jnp.ones((4, OBS))
     assert critic.apply(critic.init(jax.random.PRNGKey(0), obs), obs).shape == (4,)
+
+
+# Initialization (network.init). The reference is scipy's truncated normal: flax's lecun_normal draws from N(0, 1)
+# truncated to [-2, 2], rescaled so the kernel's std is exactly 1/sqrt(fan_in); biases and log_std start at 0.
+INIT_OBS, INIT_HIDDEN, INIT_GATE, INIT_EXPERTS = 51, (64, 48), (40,), 4
+LINEAR_ALGEBRA = re.compile(r"\b(qr|householder_product|geqrf|orgqr|eigh|svd|cholesky|lu)\[")
+
+
+def init_networks(kind: str, init: str) -> dict:
+    """Parameters of one actor kind (or the critic, kind="critic") under the given network.init scheme."""
+    obs = jnp.zeros((2, INIT_OBS))
+    if kind == "critic":
+        return Critic(INIT_HIDDEN, init_scheme=init).init(jax.random.PRNGKey(3), obs)
+    actor = Actor(ACT + 3, kind=kind, hidden_sizes=INIT_HIDDEN, gate_hidden_sizes=INIT_GATE,
+                  n_experts=INIT_EXPERTS, top_k=2, init_scheme=init)
+    return actor.init(jax.random.PRNGKey(3), obs)
+
+
+def kernels_and_biases(params: dict) -> tuple[dict[str, tuple[np.ndarray, int]], dict[str, np.ndarray]]:
+    """{path: (kernel, fan_in)} and {path: bias or log_std}. Expert kernels are [E, in, out], Dense ones [in, out]."""
+    kernels, others = {}, {}
+    for path, value in flatten_dict(params["params"], sep="/").items():
+        name, value = path.rsplit("/", 1)[-1], np.asarray(value)
+        if name == "kernel" or (name.startswith("w") and value.ndim == 3):
+            kernels[path] = (value, value.shape[-2])
+        else:
+            others[path] = value
+    return kernels, others
+
+
+def lecun_mismatches(params: dict) -> list[str]:
+    """Layers whose kernel is not lecun_normal (KS test against scipy's truncated normal, std, bound), and
+    biases / log_std that are not zero."""
+    from scipy import stats
+
+    unit = stats.truncnorm(-2.0, 2.0)
+    reference = stats.truncnorm(-2.0, 2.0, scale=1.0 / unit.std())  # std exactly 1, bounds +-2 / unit.std()
+    kernels, others = kernels_and_biases(params)
+    bad = [path for path, value in others.items() if np.any(value != 0)]
+    for path, (kernel, fan_in) in kernels.items():
+        z = kernel.ravel() * np.sqrt(fan_in)  # lecun_normal: z has the reference distribution
+        n = z.size
+        if (
+            stats.kstest(z, reference.cdf).pvalue < 1e-4
+            or abs(z.std() - 1.0) > 5.0 / np.sqrt(2 * n)
+            or np.abs(z).max() > 2.0 / unit.std() + 1e-5
+        ):
+            bad.append(f"{path} (fan_in {fan_in}, std x sqrt(fan_in) = {z.std():.3f})")
+    return bad
+
+
+@pytest.mark.parametrize("kind", ["dense", "moe_topk", "dense_moe", "ds_moe", "critic"])
+def test_default_init_is_lecun_normal_with_zero_biases(kind):
+    params = init_networks(kind, "lecun")
+    kernels, _ = kernels_and_biases(params)
+    n_layers = len(INIT_HIDDEN) + 1 + (len(INIT_GATE) + 1 if kind not in ("dense", "critic") else 0)
+    assert len(kernels) == n_layers  # every layer checked: hidden layers and heads, experts and gate
+    assert lecun_mismatches(params) == []
+    assert Actor(ACT).init_scheme == "lecun" and Critic().init_scheme == "lecun"
+
+
+@pytest.mark.parametrize("kind", ["dense", "moe_topk", "critic"])
+def test_he_init_fails_the_lecun_check(kind):
+    bad = lecun_mismatches(init_networks(kind, "he"))
+    # He: every hidden layer has sqrt(2) x the std (the critic's head has gain 1 under both schemes)
+    assert len(bad) >= len(INIT_HIDDEN), bad
+
+
+def test_he_init_scales():
+    kernels, _ = kernels_and_biases(init_networks("moe_topk", "he"))
+    std = {path: float(k.std() * np.sqrt(fan_in)) for path, (k, fan_in) in kernels.items()}
+    assert std["experts/w0"] == pytest.approx(np.sqrt(2), rel=0.05)
+    assert std["experts/w_out"] == pytest.approx(0.01, rel=0.1)
+    assert std["gate/Dense_1/kernel"] == pytest.approx(0.01, rel=0.25)
+
+
+def test_init_needs_no_qr_batched_over_seeds():
+    # Orthogonal init (a QR per matrix) batched over experts and seeds deadlocked XLA:CPU with jaxlib 0.10; the
+    # trainer's init (vmapped over seeds) must contain no LAPACK decomposition. The detector sees one in orthogonal.
+    actor = Actor(ACT, kind="moe_topk", hidden_sizes=(8, 6), gate_hidden_sizes=(5,), n_experts=5, top_k=2)
+    keys, obs = jax.random.split(jax.random.PRNGKey(0), 3), jnp.zeros((1, OBS))
+    for init in ("lecun", "he"):
+        text = str(jax.make_jaxpr(jax.vmap(actor.clone(init_scheme=init).init, in_axes=(0, None)))(keys, obs))
+        assert not LINEAR_ALGEBRA.search(text), init
+    orthogonal = jax.make_jaxpr(jax.vmap(lambda k: nn.initializers.orthogonal()(k, (3, 5, 4))))(keys)
+    assert LINEAR_ALGEBRA.search(str(orthogonal))

@@ -1,5 +1,7 @@
 """PPO pieces against plain-Python references and hand-computed numbers."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -146,3 +148,62 @@ def test_minibatch_update_early_stop_masks_update(actor_batch):
     changed = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(new.actor_params), jax.tree.leaves(params))]
     assert any(changed) and float(diag["update_applied"]) == 1.0
     assert float(new.learning_rate) != pytest.approx(3e-4)  # adapted after the minibatch
+
+
+def reference_gradient_parts(params, actor, batch, ppo, sph):
+    """The official combination on flat float64 vectors (NumPy): returns (g_pi, the regularizer part without and
+    with PCGrad). Each penalty is scaled by its loss-mode coefficient (ratio |L_pi| / L) or its grad-mode norm ratio
+    (ratio |g_pi| / |g|); PCGrad removes the sum's component along g_pi when they conflict."""
+    from jax.flatten_util import ravel_pytree
+
+    def term(i):
+        return lambda p: ppo_lib.actor_objectives(p, actor.apply, batch, ppo, sph)[0][i]
+
+    values = [float(term(i)(params)) for i in range(3)]
+    g_pi, g_s, g_g = (np.asarray(ravel_pytree(jax.grad(term(i))(params))[0], np.float64) for i in range(3))
+    if sph.mode == "grad":
+        coefs = [r * np.linalg.norm(g_pi) / np.linalg.norm(g) for r, g in ((sph.ratio, g_s), (sph.gating_ratio, g_g))]
+    else:
+        coefs = [r * abs(values[0]) / values[i] for i, r in ((1, sph.ratio), (2, sph.gating_ratio))]
+    regularizer = coefs[0] * g_s + coefs[1] * g_g
+    dot = regularizer @ g_pi
+    projected = regularizer - dot / (g_pi @ g_pi) * g_pi if dot < 0 else regularizer
+    return g_pi, regularizer, projected
+
+
+# An advantage draw for which one sign of the advantages conflicts (<g_reg, g_pi> < 0) and the other does not.
+@pytest.mark.parametrize("mode, ratio", [("loss", 0.05), ("grad", 0.001)])
+def test_pcgrad_and_gating_penalty_match_the_official_combination(actor_batch, mode, ratio):
+    """loss mode: PCGrad projects the regularizer part of the total gradient (SPHERE + gating) off g_pi. grad mode:
+    the gating penalty gets its own scale gating_ratio |g_pi| / |g_G|, and PCGrad acts on the sum. The regularizer
+    part is compared (to 1e-4 of its norm); where they conflict here the projection moves it by 5% (grad) and 29%
+    (loss)."""
+    from jax.flatten_util import ravel_pytree
+
+    actor, params, batch = actor_batch
+    batch = batch._replace(advantage=jax.random.normal(jax.random.PRNGKey(3), (32,)))
+    ppo = PPOConfig(ent_coef=0.01)
+    conflicts = []
+    for b in (batch, batch._replace(advantage=-batch.advantage)):
+        sph = SphereConfig(mode=mode, ratio=ratio, gating_ratio=0.01)
+        g_pi, regularizer, projected = reference_gradient_parts(params, actor, b, ppo, sph)
+        for pcgrad, expected in ((False, regularizer), (True, projected)):
+            grads, _ = ppo_lib.actor_gradient(params, actor.apply, b, ppo, dataclasses.replace(sph, pcgrad=pcgrad))
+            got = np.asarray(ravel_pytree(grads)[0], np.float64) - g_pi
+            assert np.linalg.norm(got - expected) <= 1e-4 * np.linalg.norm(expected), (pcgrad, mode)
+        moved = np.linalg.norm(projected - regularizer)
+        assert moved == 0 or moved > 1e-2 * np.linalg.norm(regularizer)  # far above the tolerance
+        conflicts.append(moved > 0)
+    assert sorted(conflicts) == [False, True]  # both branches of PCGrad were exercised
+
+
+def test_grad_mode_gating_part_has_gating_ratio_of_policy_gradient_norm(actor_batch):
+    actor, params, batch = actor_batch
+    ppo = PPOConfig()
+    off, _ = ppo_lib.actor_gradient(params, actor.apply, batch, ppo, SphereConfig(mode="off"))
+    gated, diag = ppo_lib.actor_gradient(
+        params, actor.apply, batch, ppo, SphereConfig(mode="grad", ratio=0.0, gating_ratio=0.01)
+    )
+    added = jax.tree.map(jnp.subtract, gated, off)
+    assert float(sphere.global_norm(added)) == pytest.approx(0.01 * float(sphere.global_norm(off)), rel=1e-3)
+    assert float(diag["gating_coef"]) > 0 and float(diag["sphere_coef"]) == 0.0

@@ -84,18 +84,21 @@ def test_adaptive_coefficient_weighs_ratio_of_policy_loss():
     assert jax.grad(lambda p: sphere.adaptive_coefficient(0.05, p, jnp.asarray(1.0)))(jnp.asarray(1.0)) == 0.0
 
 
-def test_combine_gradients_ratio_and_pcgrad():
+def test_norm_ratio_scale_and_pcgrad_hand_computed():
     policy = {"w": jnp.array([3.0, 4.0])}  # norm 5
-    penalty = {"w": jnp.array([-10.0, 0.0])}
-    combined, scale = sphere.combine_gradients(policy, penalty, 0.1)
-    np.testing.assert_allclose(combined["w"] - policy["w"], [-0.5, 0.0], rtol=1e-5)  # norm 0.1 x 5
-    assert float(scale) == pytest.approx(0.05, rel=1e-5)
-    # With PCGrad the conflicting component along the policy gradient is removed: the result is orthogonal to
-    # nothing in particular, but the added part has zero inner product with the policy gradient.
-    projected, _ = sphere.combine_gradients(policy, penalty, 0.1, pcgrad=True)
-    added = projected["w"] - policy["w"]
-    assert abs(float(jnp.dot(added, policy["w"]))) < 1e-5
-    # No conflict (positive inner product): PCGrad changes nothing.
-    agree, _ = sphere.combine_gradients(policy, {"w": jnp.array([1.0, 0.0])}, 0.1, pcgrad=True)
-    plain, _ = sphere.combine_gradients(policy, {"w": jnp.array([1.0, 0.0])}, 0.1)
-    np.testing.assert_allclose(agree["w"], plain["w"])
+    penalty = {"w": jnp.array([-10.0, 0.0])}  # norm 10
+    scale = sphere.norm_ratio_scale(0.1, policy, penalty)
+    assert float(scale) == pytest.approx(0.05, rel=1e-6)  # 0.1 x 5 / 10: the added part has norm 0.1 x 5
+    scaled = sphere.tree_scale(penalty, scale)
+    np.testing.assert_allclose(sphere.add_regularizer(policy, scaled)["w"], [2.5, 4.0], rtol=1e-6)
+    # PCGrad: <[-0.5, 0], [3, 4]> = -1.5 < 0, so remove -1.5 / 25 x [3, 4]: [-0.5, 0] + [0.18, 0.24]
+    projected = sphere.add_regularizer(policy, scaled, pcgrad=True)
+    np.testing.assert_allclose(projected["w"], [3.0 - 0.32, 4.0 + 0.24], rtol=1e-6)
+    assert float(jnp.dot(projected["w"] - policy["w"], policy["w"])) == pytest.approx(0.0, abs=1e-6)
+    # No conflict (positive inner product): PCGrad changes nothing; the policy gradient itself is never projected.
+    agree = {"w": jnp.array([1.0, 0.0])}
+    np.testing.assert_allclose(sphere.add_regularizer(policy, agree, pcgrad=True)["w"], [4.0, 4.0])
+    # Vanishing gradients: the official norms are sqrt(sum of squares + 1e-8), so s = 0.1 x 1e-4 / (1e-4 + 1e-8).
+    zero = {"w": jnp.zeros(2)}
+    assert float(sphere.norm_ratio_scale(0.1, zero, zero)) == pytest.approx(0.1 * 1e-4 / (1e-4 + 1e-8), rel=1e-5)
+    assert jax.grad(lambda x: sphere.norm_ratio_scale(0.1, {"w": x}, penalty))(policy["w"]).tolist() == [0.0, 0.0]

@@ -57,6 +57,7 @@ CASES = [
     Case("type_bool", ["sphere.pcgrad=maybe"], "sphere.pcgrad", ["expected bool"]),
     Case("type_list", ["tasks=brax/reacher"], "tasks", ["expected list[str]"]),
     Case("choice_typo", ["sphere.mode=los"], "sphere.mode", ["off, loss, grad", "did you mean loss"]),
+    Case("init_choice", ["network.init=orthogonal"], "network.init", ["lecun, he"]),
     Case("physics_choice", ["physics=gpu"], "physics", ["mjx, cpu"]),
     Case("cpu_physics_brax", ["physics=cpu"], "physics", ["brax/reacher (tasks[0])", "runs on mjx"]),
     Case("cpu_physics_mixed_suites", ["physics=cpu", "tasks=[humanoidbench/h1_stand,brax/hopper]"], "physics",
