@@ -1,7 +1,7 @@
 """The XLA:CPU workaround for MJX (MuJoCo issue 2957): the one place that decides when to set it.
 
-XLA:CPU's fusion emitters make the MJX step of the contact-rich HumanoidBench and MetaWorld models one to two orders
-of magnitude slower (docs/benchmarks.md, "MJX on CPU and XLA_FLAGS"). `XLA_FLAGS=--xla_cpu_use_fusion_emitters=false`
+XLA:CPU's fusion emitters make the MJX step of the contact-rich MetaWorld models 40-110x slower and its compile
+2-3x (HumanoidBench's H1 step: 1.1-3x; docs/benchmarks.md, "MJX on CPU and XLA_FLAGS"). `XLA_FLAGS=--xla_cpu_use_fusion_emitters=false`
 avoids that, but XLA reads XLA_FLAGS once, when jax initialises its backends. So:
 
 - `envs.make` and the CLI (`cli.configure_xla`) call `ensure_workaround` before building such a task on MJX;
@@ -51,10 +51,10 @@ def backends_initialized() -> bool:
 
 def warning_text(tasks: Iterable[str]) -> str:
     return (
-        f"MJX task(s) {', '.join(sorted(set(tasks)))} on XLA:CPU without XLA_FLAGS={FLAG}: the MJX step runs "
-        f"~100x slower (MuJoCo issue 2957; docs/benchmarks.md). jax's backend already exists, so it is too late to "
-        f"set it here. Build the task before any jax computation, or put this line at the top of the script, before "
-        f"anything runs jax:\n    import os; {FIX_LINE}"
+        f"MJX task(s) {', '.join(sorted(set(tasks)))} on XLA:CPU without XLA_FLAGS={FLAG}: MJX steps and compiles "
+        f"run much slower (MetaWorld's step 40-110x; MuJoCo issue 2957; docs/benchmarks.md). jax's backend already "
+        f"exists, so it is too late to set it here. Build the task before any jax computation, or put this line at "
+        f"the top of the script, before anything runs jax:\n    import os; {FIX_LINE}"
     )
 
 

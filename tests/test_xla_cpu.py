@@ -61,8 +61,9 @@ def test_make_train_sets_flag_before_jax_runs():
     result = run_script(f"""
         import json, os
         from purejaxsphere import load_config, make_train
-        make_train(load_config("benchmark=smoke", "tasks=[{H1}]", "num_envs=2", "ppo.minibatch_size=16", "network.hidden_sizes=[8]",
-                               "network.gate_hidden_sizes=[8]", "network.critic_hidden_sizes=[8]"))
+        make_train(load_config("benchmark=smoke", "tasks=[{H1}]", "num_envs=2", "ppo.minibatch_size=16",
+                               "network.hidden_sizes=[8]", "network.gate_hidden_sizes=[8]",
+                               "network.critic_hidden_sizes=[8]"))
         print(json.dumps(os.environ.get("XLA_FLAGS")))
     """)
     assert result == xla_cpu.FLAG
