@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 from typing import TYPE_CHECKING, Any, Callable
 
+from envs import xla_cpu
+
 if TYPE_CHECKING:
     from envs.core import Env
 
@@ -46,12 +48,14 @@ def list_tasks() -> list[str]:
 
 
 def make(name: str, **kwargs: Any) -> Env:
-    """Build a task by name, e.g. `envs.make("brax/reacher", episode_length=200)`."""
+    """Build a task by name, e.g. `envs.make("brax/reacher", episode_length=200)`. An MJX HumanoidBench or MetaWorld
+    task sets the XLA:CPU workaround first, or warns once where jax already runs (envs/xla_cpu.py)."""
     _register_builtins()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list_tasks(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known tasks: {', '.join(list_tasks())}"
         raise ValueError(f"unknown task {name!r}{hint}")
+    xla_cpu.ensure_workaround([name], kwargs.get("physics", "mjx"))  # before the constructor starts jax's backend
     return _REGISTRY[name](**kwargs)
 
 

@@ -12,23 +12,15 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from purejaxsphere.config import (
-    XLA_CPU_WORKAROUND_FLAG,
-    Config,
-    ConfigError,
-    absolute_path,
-    load_config,
-    needs_xla_cpu_workaround,
-)
+from envs.xla_cpu import ensure_workaround
+from purejaxsphere.config import Config, ConfigError, absolute_path, load_config
 
 
 def configure_xla(cfg: Config) -> None:
-    """Set the XLA:CPU workaround for MJX before jax initialises, only where contact-rich MJX physics runs; turn on
-    the persistent compilation cache (cfg.compile_cache) unless JAX_COMPILATION_CACHE_DIR already names one."""
-    if needs_xla_cpu_workaround(cfg):
-        flags = os.environ.get("XLA_FLAGS", "")
-        if "xla_cpu_use_fusion_emitters" not in flags:
-            os.environ["XLA_FLAGS"] = f"{flags} {XLA_CPU_WORKAROUND_FLAG}".strip()
+    """Set the XLA:CPU workaround for MJX before jax initialises, only where contact-rich MJX physics runs (the rule
+    lives in envs/xla_cpu.py, shared with `envs.make`); turn on the persistent compilation cache (cfg.compile_cache)
+    unless JAX_COMPILATION_CACHE_DIR already names one."""
+    ensure_workaround(cfg.tasks, cfg.physics)
     if cfg.compile_cache and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         import jax
 

@@ -24,9 +24,6 @@ SPHERE_MODES = ("off", "loss", "grad")
 NETWORK_INITS = ("lecun", "he")
 # What the SPHERE penalty is computed on (sphere.py, `feature_penalty`): the paper's choice and its ablations.
 SPHERE_TARGETS = ("last_layer", "all_layers", "per_expert", "grad_factor")
-# Task suites whose MJX models hit the XLA:CPU fusion-emitter regression (MuJoCo issue 2957; 60x on MetaWorld).
-XLA_CPU_WORKAROUND_SUITES = ("humanoidbench/", "metaworld/")
-XLA_CPU_WORKAROUND_FLAG = "--xla_cpu_use_fusion_emitters=false"
 
 
 class ConfigError(ValueError):
@@ -500,9 +497,3 @@ def validate_sweep(cfg: Config) -> None:
         except ConfigError as error:
             raise ConfigError(f"sweep.values: {sweep.key}={value}: {error}") from None
 
-
-def needs_xla_cpu_workaround(cfg: Config) -> bool:
-    """Whether MJX physics of a contact-rich suite runs in this process (then set XLA_CPU_WORKAROUND_FLAG before
-    jax initialises its CPU backend). Not for network-only work or contact-free Brax tasks: there the flag makes
-    the PPO update ~3x slower on CPU (measured on the smoke sequence)."""
-    return cfg.physics == "mjx" and any(task.startswith(XLA_CPU_WORKAROUND_SUITES) for task in cfg.tasks)
