@@ -57,10 +57,10 @@ class Step:
 
 
 def bench_step(name: str, task: str, physics: Optional[str], out: Path, limit_s: float, quick: bool,
-               benchmark: str) -> Step:
-    """`purejaxsphere bench` on `task`, 5 seeds; at the paper's shape (the benchmark's 128 envs), or `--quick`."""
+               benchmark: str, seeds: int = 5) -> Step:
+    """`purejaxsphere bench` on `task`; at the paper's shape (the benchmark's 128 envs, 5 seeds), or `--quick`."""
     output = str(out / f"{name}.json")
-    argv = ["bench", "--task", task, "--seeds", "5", "--out", output]
+    argv = ["bench", "--task", task, "--seeds", str(seeds), "--out", output]
     argv += ["--quick"] if quick else ["--min-seconds", "3", f"benchmark={benchmark}"]
     argv += [f"physics={physics}"] if physics else []
     return Step(name, argv, limit_s, output)
@@ -84,6 +84,8 @@ def plan_steps(out: Path, gpu: bool) -> list[Step]:
         Step("train_crl_h1", ["train", "benchmark=humanoidbench_h1", f"tasks=[{','.join(H1_TASKS)}]", "seeds=5",
                               *budget, "wandb.mode=offline", f"run_dir={train_run}", "progress=false",
                               "compile_cache="], 180, str(train_run / "summary.json")),
+        # Last, so it is the one skipped when time runs short: what 5 vmapped seeds cost against one.
+        bench_step(f"bench_h1_stand_{label}_1seed", H1_TASKS[0], base, out, 150, quick, "humanoidbench_h1", seeds=1),
     ]
 
 

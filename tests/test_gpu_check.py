@@ -58,15 +58,15 @@ def test_allow_cpu_runs_every_step_at_a_tiny_shape(tmp_path):
     summary = json.loads((out / "gpu_check.json").read_text())
     steps = {record["name"]: record for record in summary["steps"]}
     assert list(steps) == ["bench_h1_stand_cpu", "bench_h1_stand_warp", "bench_hammer-v3_cpu", "bench_hammer-v3_warp",
-                           "train_crl_h1"]
+                           "train_crl_h1", "bench_h1_stand_cpu_1seed"]
     for name in ("bench_h1_stand_warp", "bench_hammer-v3_warp"):  # refused by config validation on this stack
         assert steps[name]["status"] == "skipped" and "physics: 'warp' needs mujoco-mjx >= 3.3.5" in steps[name]["reason"]
-    for name in ("bench_h1_stand_cpu", "bench_hammer-v3_cpu"):
+    for name, seeds in (("bench_h1_stand_cpu", 5), ("bench_hammer-v3_cpu", 5), ("bench_h1_stand_cpu_1seed", 1)):
         bench = json.loads(Path(steps[name]["output"]).read_text())
         figures = steps[name]["figures"]
-        assert steps[name]["status"] == "ok" and bench["setup"]["seeds"] == 5 == figures["seeds"]
+        assert steps[name]["status"] == "ok" and bench["setup"]["seeds"] == seeds == figures["seeds"]
         assert figures["rates"]["trainer"] == bench["rates"]["trainer"] > 0
-        assert figures["per_seed_rates"]["trainer"] == pytest.approx(bench["rates"]["trainer"] / 5)
+        assert figures["per_seed_rates"]["trainer"] == pytest.approx(bench["rates"]["trainer"] / seeds)
         assert figures["xla_memory_plan_bytes"]["total"] > 0
         assert steps[name]["device_memory"] and steps[name]["device_memory"][0]["memory_stats"] is None  # CPU
     train = steps["train_crl_h1"]
