@@ -46,7 +46,7 @@ def test_a_step_that_does_not_fit_is_skipped(tmp_path):
 
     step = gpu_check.plan_steps(tmp_path, gpu=True)[0]
     record = gpu_check.run_step(step, tmp_path, remaining_s=step.limit_s - 1)
-    assert record["status"] == "skipped" and record["reason"].startswith("does not fit: needs up to 180 s")
+    assert record["status"] == "skipped" and record["reason"].startswith("does not fit: needs up to 200 s")
     assert not list(tmp_path.iterdir())
 
 
