@@ -70,9 +70,10 @@ def bench_step(name: str, task: str, physics: Optional[str], out: Path, limit_s:
 
 def plan_steps(out: Path, gpu: bool) -> list[Step]:
     """The steps in order. On a GPU: MJX and Warp physics at the paper's shape; with --allow-cpu on a CPU, the
-    quick shape, whose physics is C MuJoCo (MJX compiles the H1 for minutes on a CPU), and Warp (refused there)."""
+    quick shape, whose physics is C MuJoCo (on MJX every program of it compiles the H1's step: ~4x longer, cli.py's
+    BENCH_QUICK note), and Warp (refused there)."""
     quick = not gpu
-    base = None if quick else "mjx"  # --quick's physics=cpu stands
+    base = None if quick else "mjx"  # None: --quick's physics=cpu stands
     label = "cpu" if quick else "mjx"
     mw = METAWORLD_TASK.split("/")[1]
     train_run = out / "train_run"
