@@ -25,11 +25,12 @@ TASK_NAMES: tuple[str, ...] = (
     "metaworld/stick-pull-v3", "metaworld/handle-press-side-v3", "metaworld/push-v3", "metaworld/shelf-place-v3",
     "metaworld/window-close-v3", "metaworld/peg-unplug-side-v3",
 )
-# The physics backends (config `physics`) each suite runs on.
+# The physics backends (config `physics`) each suite runs on. "warp" (MJX's Warp implementation) is where the suite
+# would run once the stack has it (mujoco-mjx >= 3.3.5, CUDA): config validation and `make` check that stack first.
 SUITE_PHYSICS: dict[str, tuple[str, ...]] = {
     "brax": ("mjx",),
-    "humanoidbench": ("mjx", "cpu"),
-    "metaworld": ("mjx", "cpu"),
+    "humanoidbench": ("mjx", "cpu", "warp"),
+    "metaworld": ("mjx", "cpu", "warp"),
 }
 
 _REGISTRY: dict[str, Callable[..., Env]] = {}
@@ -55,6 +56,12 @@ def make(name: str, **kwargs: Any) -> Env:
         close = difflib.get_close_matches(name, list_tasks(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known tasks: {', '.join(list_tasks())}"
         raise ValueError(f"unknown task {name!r}{hint}")
+    if kwargs.get("physics") == "warp":  # the CUDA device, which config validation does not look for (jax-free)
+        from envs.warp import cuda_devices, warp_stack_problem
+
+        problem = warp_stack_problem(cuda_devices())
+        if problem is not None:
+            raise ValueError(problem)
     xla_cpu.ensure_workaround([name], kwargs.get("physics", "mjx"))  # before the constructor starts jax's backend
     return _REGISTRY[name](**kwargs)
 

@@ -24,6 +24,7 @@ SPHERE_MODES = ("off", "loss", "grad")
 NETWORK_INITS = ("lecun", "he")
 # What the SPHERE penalty is computed on (sphere.py, `feature_penalty`): the paper's choice and its ablations.
 SPHERE_TARGETS = ("last_layer", "all_layers", "per_expert", "grad_factor")
+PHYSICS = ("mjx", "cpu", "warp")
 
 
 class ConfigError(ValueError):
@@ -187,7 +188,7 @@ class Config:
     seeds: Any = 2  # n -> seeds 0..n-1; a list -> those seeds
     num_envs: int = 128
     total_timesteps: int = 10_000_000  # per task and seed (rounded up to whole PPO updates)
-    physics: str = "mjx"  # mjx | cpu
+    physics: str = "mjx"  # mjx | cpu | warp (MJX's Warp implementation: mujoco-mjx >= 3.3.5, CUDA)
     protocol: str = "crl"  # crl (carry between tasks) | rl (every task from scratch)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     sphere: SphereConfig = field(default_factory=SphereConfig)
@@ -396,8 +397,13 @@ def validate_tasks(tasks: Sequence[str], physics: str) -> None:
 def validate(cfg: Config) -> None:
     """Check values that the schema cannot: choices, positivity, divisibility, tasks, seeds, paths."""
     validate_seeds(cfg.seeds)
-    _require_choice("physics", cfg.physics, ("mjx", "cpu"))
+    _require_choice("physics", cfg.physics, PHYSICS)
     validate_tasks(cfg.tasks, cfg.physics)
+    if cfg.physics == "warp":
+        from envs.warp import warp_stack_problem  # jax-free: package versions and the driver's files
+
+        problem = warp_stack_problem()
+        _require(problem is None, problem or "")
     _require_choice("protocol", cfg.protocol, ("crl", "rl"))
     for name in ("num_envs", "total_timesteps"):
         _require(getattr(cfg, name) > 0, f"{name}: must be positive, got {getattr(cfg, name)}")

@@ -17,6 +17,7 @@ import resource
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -58,7 +59,12 @@ CASES = [
     Case("type_list", ["tasks=brax/reacher"], "tasks", ["expected list[str]"]),
     Case("choice_typo", ["sphere.mode=los"], "sphere.mode", ["off, loss, grad", "did you mean loss"]),
     Case("init_choice", ["network.init=orthogonal"], "network.init", ["lecun, he"]),
-    Case("physics_choice", ["physics=gpu"], "physics", ["mjx, cpu"]),
+    Case("physics_choice", ["physics=gpu"], "physics", ["mjx, cpu, warp"]),
+    # This machine (the pinned mujoco-mjx 3.3.0, no mujoco-warp, no CUDA): refused at config time, saying why.
+    Case("warp_unavailable", ["physics=warp", "tasks=[humanoidbench/h1_stand,metaworld/hammer-v3]"], "physics",
+         ["needs mujoco-mjx >= 3.3.5 with mujoco-warp and a CUDA device",
+          f"installed: mujoco-mjx {metadata.version('mujoco-mjx')}, mujoco-warp none"]),
+    Case("warp_physics_brax", ["physics=warp"], "physics", ["brax/reacher (tasks[0])", "runs on mjx"]),
     Case("cpu_physics_brax", ["physics=cpu"], "physics", ["brax/reacher (tasks[0])", "runs on mjx"]),
     Case("cpu_physics_mixed_suites", ["physics=cpu", "tasks=[humanoidbench/h1_stand,brax/hopper]"], "physics",
          ["brax/hopper (tasks[1])"]),
@@ -69,7 +75,7 @@ CASES = [
     Case("seeds_string", ["seeds=abc"], "seeds", ["got 'abc'"]),
     Case("resume_missing", ["resume=/nonexistent/run"], "resume", ["/nonexistent/run is not a run directory (no config.yaml)"]),
 ]
-SUBPROCESS_CASES = ["unknown_task", "unknown_algo", "unknown_key", "cpu_physics_brax"]
+SUBPROCESS_CASES = ["unknown_task", "unknown_algo", "unknown_key", "cpu_physics_brax", "warp_unavailable"]
 VALID = Case("valid", ["seeds=1"], "", [])  # passes validation, so the driver sees the trainer's `import jax` fail
 
 
@@ -145,6 +151,36 @@ def test_traceback_flag_shows_the_traceback():
     proc = subprocess.run([sys.executable, "-m", "purejaxsphere.cli", "--traceback", "train", "num_envs=0"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError: num_envs" in proc.stderr
+
+
+@pytest.mark.parametrize("mjx, warp, device, ok", [
+    ("3.3.5", "3.3.5", (True, "jax devices: cuda"), True),
+    ("3.10.0", "3.10.0", (True, "jax devices: gpu"), True),  # numeric, not string, comparison of versions
+    ("3.3.5rc1", "0.1", (True, "NVIDIA driver: /dev/nvidiactl"), True),
+    ("3.3.4", "3.3.4", (True, "jax devices: cuda"), False),
+    ("3.3.0", None, (True, "jax devices: cuda"), False),
+    ("3.3.5", None, (True, "jax devices: cuda"), False),
+    ("3.3.5", "3.3.5", (False, "jax devices: cpu"), False),
+    (None, None, (False, "jax devices: cpu"), False),
+])
+def test_warp_problem_names_what_is_missing(mjx, warp, device, ok):
+    from envs.warp import warp_problem
+
+    problem = warp_problem(mjx, warp, device)
+    assert (problem is None) == ok, problem
+    if not ok:
+        assert problem.startswith("physics: 'warp' needs mujoco-mjx >= 3.3.5") and "\n" not in problem
+        assert f"mujoco-mjx {mjx or 'none'}, mujoco-warp {warp or 'none'}; {device[1]}" in problem
+
+
+def test_warp_tasks_check_the_cuda_device_when_built():
+    """Config validation looks only at versions and the driver's files; building a task looks at jax's devices."""
+    import envs
+    import jax
+
+    platforms = ", ".join(sorted({d.platform for d in jax.devices()}))
+    with pytest.raises(ValueError, match=f"physics: 'warp' needs .*; jax devices: {platforms}$"):
+        envs.make("metaworld/hammer-v3", physics="warp")
 
 
 def test_registry_name_table_is_checked_against_the_suites(monkeypatch):

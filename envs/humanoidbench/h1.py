@@ -33,6 +33,7 @@ import numpy as np
 from envs import mjx_compat
 from envs.core import State
 from envs.humanoidbench.task_spec import TaskSpec
+from envs.warp import WARP_NOT_BUILT
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 FRAME_SKIP = 10
@@ -274,7 +275,7 @@ class H1Task:
         elif physics == "cpu":
             self.backend = CpuBackend(spec, num_threads, self.libccd)
         else:
-            raise ValueError(f"physics must be 'mjx' or 'cpu', got {physics!r}")
+            raise ValueError(f"physics must be 'mjx' or 'cpu', got {physics!r}{WARP_NOT_BUILT if physics == 'warp' else ''}")
         model = self.backend.mj_model
         if (model.nq, model.nv, model.nu) != (NQ, NV, NU):
             raise AssertionError(f"unexpected model sizes {(model.nq, model.nv, model.nu)}")

@@ -36,6 +36,7 @@ from flax import struct
 
 from envs.core import State
 from envs.metaworld.model import load_models
+from envs.warp import WARP_NOT_BUILT
 
 HAND_SPACE_LOW = np.array([-0.525, 0.348, -0.0525])
 HAND_SPACE_HIGH = np.array([0.525, 1.025, 0.7])
@@ -121,7 +122,7 @@ class SawyerTask:
         """physics: "mjx" (the rewritten model in MJX) or "cpu" (C MuJoCo on the package's model, batched on a
         thread pool behind jax.pure_callback: envs.cpu.CpuPhysics). num_threads: CPU backend threads."""
         if physics not in ("mjx", "cpu"):
-            raise ValueError(f"physics must be 'mjx' or 'cpu', got {physics!r}")
+            raise ValueError(f"physics must be 'mjx' or 'cpu', got {physics!r}{WARP_NOT_BUILT if physics == 'warp' else ''}")
         if physics == "cpu" and randomize_each_episode and self.moved_body:
             raise NotImplementedError(
                 f"{self.short_name}: physics='cpu' steps one model for all envs, so its fixture ({self.moved_body}) "
