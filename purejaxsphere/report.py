@@ -4,7 +4,7 @@ Runs are grouped by their config's `algo` (or a label given as LABEL=RUN_DIR); e
 one sample. The metrics and their definitions are in purejaxsphere/continual.py and docs/experiments.md.
 
 Writes into the output folder:
-  summary.md      the tables below in markdown, with the bootstrap note
+  summary.md      the tables below in markdown, with the bootstrap note, and links to the runs' videos
   summary.csv     per algorithm: mean, std, 95% CI and per-seed values of every metric
   per_seed.csv    per algorithm, run and seed: every metric
   per_task.csv    per algorithm and task: final score, forgetting, AUC, forward transfer (mean and std over seeds)
@@ -247,6 +247,26 @@ def summary_markdown(groups: Sequence[GroupReport], names: Sequence[str], refere
             rows.append([g.label, row["task"]] + cells)
     parts += [markdown_table(header, rows), ""]
     return "\n".join(parts)
+
+
+def videos_markdown(runs: Sequence[Run], out: Path) -> str:
+    """A "Videos" section linking each run's RUN_DIR/videos/*.mp4 (`video=true`, `purejaxsphere render`) relative
+    to the report folder, with what its JSON says; empty when no run has videos."""
+    import os
+
+    rows = []
+    for path in dict.fromkeys(run.path for run in runs):
+        for video in sorted((path / "videos").glob("*.mp4")):
+            meta = json.loads(video.with_suffix(".json").read_text()) if video.with_suffix(".json").is_file() else {}
+            returns = " ".join(f"{r:.2f}" for r in meta.get("returns", []))
+            success = " ".join("n/a" if v is None else f"{v:.0f}" for v in meta.get("successes", []))
+            link = f"[{video.name}]({Path(os.path.relpath(video.resolve(), out.resolve())).as_posix()})"
+            rows.append([path.name, meta.get("task", "?"), str(meta.get("seed", "?")), meta.get("checkpoint", "?"),
+                         returns, success, link])
+    if not rows:
+        return ""
+    return "\n".join(["## Videos", "", markdown_table(["run", "task", "seed", "checkpoint", "return", "success",
+                                                         "video"], rows), ""])
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -492,7 +512,8 @@ def make_report(
         write(out / name)
         written.append(out / name)
 
-    emit("summary.md", lambda p: p.write_text(summary_markdown(groups, names, reference_runs)))
+    emit("summary.md", lambda p: p.write_text(summary_markdown(groups, names, reference_runs) + "\n"
+                                              + videos_markdown(runs, out)))
     emit("summary.csv", lambda p: write_csv(p, summary_csv_rows(groups, names)))
     emit("per_seed.csv", lambda p: write_csv(p, [
         {"algorithm": g.label, "run": s.run, "seed": s.seed, **{n: s.values[n] for n in names}}
