@@ -19,6 +19,8 @@ from purejaxsphere import evaluate, headless, render
 from purejaxsphere.cli import main
 
 QUIET = ["progress=false"]
+# imageio's reader starts ffmpeg with fork + exec after jax has started: JAX's fork warning does not apply.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,9 @@ def brax_run(gl, tmp_path_factory):
 
 
 def decode(path):
-    return np.stack(list(imageio.get_reader(str(path))))
+    """Every frame of a video file (iter_data: the ffmpeg reader's length is inf, so list() cannot size it)."""
+    with imageio.get_reader(str(path)) as reader:
+        return np.stack([frame for frame in reader.iter_data()])
 
 
 def restored(run_dir):
