@@ -144,6 +144,10 @@ def train(overrides: list[str], dry: bool = False) -> int:
     show = as_typed({run_dir: shown_run_dir})
     if dry:
         return dry_run(cfg, shown_run_dir, resuming)
+    if cfg.video:  # fail before training when no GL backend renders (RenderError: exit 2); probed before jax starts
+        from purejaxsphere.headless import select_backend
+
+        select_backend()
     configure_xla(cfg)
     from tqdm import tqdm
 
@@ -182,6 +186,11 @@ def train(overrides: list[str], dry: bool = False) -> int:
     writer = RunDirectory(run_dir if primary else run_dir / f".process_{distributed.jax.process_index()}", cfg,
                           keep_row=keep_row if resuming else None)
     trackers = Trackers(cfg, run_dir, trainer.seeds if primary else [], warn=say)
+    video = None
+    if cfg.video and primary:
+        from purejaxsphere.render import VideoRecorder
+
+        video = VideoRecorder(trainer, run_dir, trackers, warn=say)
 
     def log(row: dict[str, Any]) -> None:
         writer.log(row)
@@ -200,6 +209,8 @@ def train(overrides: list[str], dry: bool = False) -> int:
             if primary:
                 ckpt.save_checkpoint(run_dir, checkpoint)
                 ckpt.prune_checkpoints(run_dir, cfg.checkpoint.keep_last)
+        if video is not None and checkpoint.task_final:
+            video(checkpoint)
 
     resume_hint = f"resume with: purejaxsphere train resume={shown_run_dir}"
     try:
@@ -282,6 +293,55 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_render_parser(commands: Any) -> None:
+    render = commands.add_parser("render", help="videos of a trained run's deterministic policy (MP4, headless)")
+    render.add_argument("run_dir", help="a run directory written by `purejaxsphere train`")
+    render.add_argument("--checkpoint", help="checkpoint name, e.g. t000_c00002 (default: the newest that verifies)")
+    render.add_argument("--tasks", help="task indices or names of the run's sequence, e.g. 0,2 (default: all)")
+    render.add_argument("--seeds", help="seeds, e.g. 0,1 (default: the run's first seed not dropped)")
+    render.add_argument("--episodes", type=int, default=1, help="episodes per video, back to back (default 1)")
+    render.add_argument("--width", type=int, default=320, help="frame width in pixels, even (default 320)")
+    render.add_argument("--height", type=int, default=240, help="frame height in pixels, even (default 240)")
+    render.add_argument("--fps", type=float, help="frames per second (default: real time, 1 / the task's dt)")
+    render.add_argument("--out", help="output folder (default: RUN_DIR/videos)")
+    render.add_argument("--gif", action="store_true", help="also write a GIF beside each MP4")
+
+
+def render(args: argparse.Namespace) -> int:
+    """`purejaxsphere render RUN_DIR ...` (purejaxsphere/render.py): one MP4 per task and seed."""
+    from purejaxsphere.config import read_run_config
+    from purejaxsphere.headless import RenderError, select_backend
+
+    def fail(error: Exception) -> int:
+        if args.traceback:
+            raise error
+        print(f"purejaxsphere: render: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+
+    try:  # the XLA:CPU workaround before jax initialises, as for eval (the rollout of Brax tasks runs MJX)
+        configure_xla(read_run_config(args.run_dir))
+    except ConfigError:
+        pass  # reported by run_render with the other run-directory errors
+    try:
+        select_backend()  # probed in fresh processes, before this one imports jax
+    except RenderError as error:
+        return fail(error)
+    from purejaxsphere.evaluate import EvalError
+    from purejaxsphere.render import run_render
+
+    run_dir, out = absolute_path(args.run_dir), absolute_path(args.out) if args.out else None
+    show = as_typed({run_dir: Path(args.run_dir), **({out: Path(args.out)} if out else {})})
+    say = lambda message: print(f"purejaxsphere: {show(message)}", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        videos = run_render(run_dir, args.checkpoint, args.tasks, args.seeds, args.episodes, args.width,
+                            args.height, args.fps, out, args.gif, warn=say)
+    except (RenderError, EvalError) as error:
+        return fail(type(error)(show(str(error))))
+    for video in videos:
+        print(show(f"wrote {video.describe()}" + (f" and {video.gif}" if video.gif else "")))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------- bench (purejaxsphere.bench)
 # `--quick`: a tiny shape that measures everything in about a minute on a CPU (CI). The H1 on C MuJoCo compiles in
 # seconds; an MJX task's step compiles in every measured program (raw, rollout, chunk, Brax: ~4x longer in all).
@@ -358,8 +418,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     eval_parser.add_argument("--checkpoint", help="checkpoint name, e.g. t000_c00002 (default: the newest that verifies)")
     eval_parser.add_argument("--tasks", help="task indices in the run's sequence, e.g. 0,2 (default: all)")
     eval_parser.add_argument("--out", help="JSON output file (default: RUN_DIR/eval_<backend>.json)")
+    add_render_parser(commands)
     add_bench_parser(commands)
     args = parser.parse_args(argv)
+    from purejaxsphere.headless import RenderError
     from purejaxsphere.report import ReportError
 
     try:
@@ -369,12 +431,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report(args.runs, args.out, args.reference)
         if args.command == "eval":
             return evaluate(args)
+        if args.command == "render":
+            return render(args)
         if args.command == "bench":
             return bench(args, list(sys.argv[1:] if argv is None else argv))
     except ReportError as error:
         if args.traceback:
             raise
         print(f"purejaxsphere: report error: {error}", file=sys.stderr)
+        return 2
+    except RenderError as error:  # video=true without a GL backend
+        if args.traceback:
+            raise
+        print(f"purejaxsphere: render error: {error}", file=sys.stderr)
         return 2
     except ConfigError as error:
         if args.traceback:

@@ -200,6 +200,7 @@ class Config:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
     tensorboard: bool = False  # also write TensorBoard event files under RUN_DIR/tensorboard
+    video: bool = False  # render one episode per task at its end into RUN_DIR/videos and W&B (purejaxsphere/render.py)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     fault: FaultConfig = field(default_factory=FaultConfig)
     run_dir: Optional[str] = None  # None: <runs_root>/<time>_<benchmark>_<algo>

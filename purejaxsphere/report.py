@@ -6,7 +6,8 @@ mean_j M[j, j]; the final policy's average over all tasks, mean_j M[N-1, j], is 
 column. The metrics and their definitions are in purejaxsphere/continual.py and docs/experiments.md.
 
 Writes into the output folder:
-  summary.md      the tables below in markdown, with the bootstrap note, and the significance tests
+  summary.md      the tables below in markdown, with the bootstrap note, the significance tests and links to the
+                  runs' videos
   summary.csv     per algorithm: mean, std, 95% CI and per-seed values of every metric
   significance.csv per pair of algorithms, on the headline metrics: difference of means (bootstrap CI), Welch's t
                   and Mann-Whitney U p-values, and with the same seeds paired t and Wilcoxon signed-rank
@@ -327,6 +328,26 @@ def summary_markdown(
     return "\n".join(parts)
 
 
+def videos_markdown(runs: Sequence[Run], out: Path) -> str:
+    """A "Videos" section linking each run's RUN_DIR/videos/*.mp4 (`video=true`, `purejaxsphere render`) relative
+    to the report folder, with what its JSON says; empty when no run has videos."""
+    import os
+
+    rows = []
+    for path in dict.fromkeys(run.path for run in runs):
+        for video in sorted((path / "videos").glob("*.mp4")):
+            meta = json.loads(video.with_suffix(".json").read_text()) if video.with_suffix(".json").is_file() else {}
+            returns = " ".join(f"{r:.2f}" for r in meta.get("returns", []))
+            success = " ".join("n/a" if v is None else f"{v:.0f}" for v in meta.get("successes", []))
+            link = f"[{video.name}]({Path(os.path.relpath(video.resolve(), out.resolve())).as_posix()})"
+            rows.append([path.name, meta.get("task", "?"), str(meta.get("seed", "?")), meta.get("checkpoint", "?"),
+                         returns, success, link])
+    if not rows:
+        return ""
+    return "\n".join(["## Videos", "", markdown_table(["run", "task", "seed", "checkpoint", "return", "success",
+                                                         "video"], rows), ""])
+
+
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     columns: list[str] = []
     for row in rows:
@@ -586,7 +607,8 @@ def make_report(
         written.append(out / name)
 
     tests = significance_rows(groups, names)
-    emit("summary.md", lambda p: p.write_text(summary_markdown(groups, names, reference_runs, tests)))
+    emit("summary.md", lambda p: p.write_text(summary_markdown(groups, names, reference_runs, tests)
+                                              + videos_markdown(runs, out)))
     emit("summary.csv", lambda p: write_csv(p, summary_csv_rows(groups, names)))
     if tests:
         emit("significance.csv", lambda p: write_csv(p, tests))

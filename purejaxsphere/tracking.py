@@ -9,6 +9,9 @@ RUN_DIR/wandb; `wandb sync RUN_DIR/wandb/offline-run-*` uploads them later), ove
 environment variable when it is set. A tracker never fails or blocks a run: if W&B cannot start (no network, no
 login, timeout), the run continues in offline mode, or without W&B, with a message.
 
+Videos (`video=true`, purejaxsphere/render.py): each task's end-of-task MP4 goes to its seed's W&B run as
+`video/<task>`.
+
 TensorBoard (`tensorboard=true`): event files per seed under RUN_DIR/tensorboard/seed_<seed>.
 """
 
@@ -108,6 +111,16 @@ class WandbTracker:
             self.warn(f"W&B log failed ({error}); W&B logging off for seed {row.get('seed')}")
             self.runs.pop(row.get("seed"), None)
 
+    def log_video(self, seed: int, key: str, path: Path, step: int) -> None:
+        """An MP4 into the seed's run as a wandb.Video at `step` total env steps."""
+        run = self.runs.get(seed)
+        if run is None:
+            return
+        try:
+            run.log({key: self._wandb.Video(str(path), format="mp4"), "total_env_steps": step})
+        except Exception as error:  # noqa: BLE001
+            self.warn(f"W&B video log failed for seed {seed}: {error}")
+
     def finish(self, files: Sequence[Path], summaries: Optional[Mapping[int, dict[str, float]]] = None) -> None:
         """Attach `files` and write `summaries[seed]` into each seed's W&B run summary, then close the runs."""
         for seed, run in list(self.runs.items()):
@@ -139,6 +152,9 @@ class TensorBoardTracker:
             writer.add_scalar(key, value, step)
         writer.flush()
 
+    def log_video(self, seed: int, key: str, path: Path, step: int) -> None:
+        """Not written: tensorboardX's add_video needs moviepy; the MP4 is in RUN_DIR/videos."""
+
     def finish(self, files: Sequence[Path], summaries: Optional[Mapping[int, dict[str, float]]] = None) -> None:
         for writer in self.writers.values():
             writer.close()
@@ -156,6 +172,10 @@ class Trackers:
     def log(self, row: dict[str, Any]) -> None:
         for tracker in self.trackers:
             tracker.log(row)
+
+    def log_video(self, seed: int, key: str, path: Path, step: int) -> None:
+        for tracker in self.trackers:
+            tracker.log_video(seed, key, path, step)
 
     def finish(self, files: Sequence[Path] = (), summaries: Optional[Mapping[int, dict[str, float]]] = None) -> None:
         for tracker in self.trackers:
