@@ -37,7 +37,6 @@ import resource
 import statistics
 import time
 import warnings
-from importlib import metadata
 from typing import Any, Callable, Iterator, Optional
 
 import jax
@@ -46,6 +45,7 @@ import mujoco
 import numpy as np
 
 from envs.core import Env
+from envs.warp import installed_version
 from purejaxsphere.config import Config, validate
 from purejaxsphere.train import Trainer, make_rollout_fn, map_members
 
@@ -62,12 +62,7 @@ def load_average() -> list[float]:
 
 def machine_info() -> dict[str, Any]:
     """What the figures were measured on: CPU count, load, backend, package versions, XLA flags."""
-    versions = {}
-    for name in VERSION_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
+    versions = {name: installed_version(name) for name in VERSION_PACKAGES}
     return {
         "hostname": platform.node(),
         "platform": platform.platform(),

@@ -96,14 +96,10 @@ def plan_steps(out: Path, gpu: bool) -> list[Step]:
 def stack_payload() -> dict[str, Any]:
     """Python, package versions and jax's devices (run in a subprocess: it initialises jax's backends)."""
     import platform
-    from importlib import metadata
 
-    versions = {}
-    for name in STACK_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
+    from envs.warp import installed_version  # jax-free: the versions are read before jax is imported
+
+    versions = {name: installed_version(name) for name in STACK_PACKAGES}
     import jax
 
     devices = [{"id": d.id, "platform": d.platform, "kind": d.device_kind, "name": str(d)} for d in jax.devices()]
