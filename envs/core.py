@@ -104,7 +104,9 @@ def physics_unstable(state: State) -> jax.Array:
     """True when one env's state has blown up: a NaN or inf anywhere in its physics state or observation, or an
     observation entry beyond UNSTABLE_OBS_LIMIT. Only the observation's magnitude is checked: physics states hold
     large sentinels (MJX marks empty contacts with dist 1e10)."""
-    leaves = [x for x in jax.tree.leaves(state.pipeline_state) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    # Some physics states carry Python scalars (Brax's inverted_pendulum after a step): asarray gives them a dtype.
+    leaves = [jnp.asarray(x) for x in jax.tree.leaves(state.pipeline_state)]
+    leaves = [x for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)]
     finite = jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]).all() if leaves else jnp.bool_(True)
     return ~(finite & jnp.all(jnp.abs(state.obs) < UNSTABLE_OBS_LIMIT))  # NaN and inf fail the comparison
 

@@ -89,6 +89,14 @@ def env_slice(state: State, index: int) -> list[np.ndarray]:
     return [np.asarray(leaf[index]) for leaf in jax.tree.leaves(state)]
 
 
+def test_physics_unstable_reads_python_scalar_leaves():
+    """Brax's inverted_pendulum returns a physics state with a Python float leaf after a step."""
+    obs = jnp.zeros(3)
+    calm = State({"q": jnp.ones(2), "scale": 1.0}, obs, jnp.zeros(()), jnp.zeros(()), {})
+    assert not bool(physics_unstable(calm))
+    assert bool(physics_unstable(State({"q": jnp.ones(2), "scale": float("nan")}, obs, jnp.zeros(()), jnp.zeros(()), {})))
+
+
 @pytest.mark.parametrize("mode", ["nan", "huge", "hidden_inf"])
 def test_blown_up_env_is_reset_and_counted_others_untouched(mode):
     env = training_env(ExplodingEnv(mode=mode, p_fuse=0.0))
