@@ -136,14 +136,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--evals", type=int, default=10, help="evaluations after step 0")
     parser.add_argument("--episode-length", type=int, default=1000)
     parser.add_argument("--eval-episodes", type=int, default=16)
-    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write (other trainers in it are kept)")
     args = parser.parse_args(argv)
     total, interval = budget(args.steps, args.evals)
-    record: dict[str, Any] = {
+    settings = {
         "task": f"brax/{args.task}", "algo": args.algo, "seeds": args.seeds, "total_env_steps": total,
         "episode_length": args.episode_length, "eval_episodes": args.eval_episodes,
         "batch": {"num_envs": NUM_ENVS, "n_steps": N_STEPS, "minibatch": MINIBATCH, "epochs": EPOCHS},
     }
+    # Trainers already in --out (an earlier call with other --trainers) are kept if they ran the same settings.
+    record: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if clash := [key for key, value in settings.items() if key in record and record[key] != value]:
+        raise SystemExit(f"{args.out} was written with other settings ({', '.join(clash)}); choose another --out")
+    record |= settings
     runners = {"ours": run_ours, "brax": run_brax}
     for name in args.trainers.split(","):
         record[name] = runners[name](args, total, interval)

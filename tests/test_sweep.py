@@ -39,6 +39,12 @@ def test_sweep_members_equal_separate_runs(sweep_run):
     alone = make_train(load_config(*ONE_TASK, "sphere.ratio=0.5"))().metrics[0]
     for key in COMPARED:
         np.testing.assert_allclose(rows[1][key], alone[key], rtol=1e-5, atol=1e-7, err_msg=key)
+    # The member with ratio 0 trains as Top-K MoE without SPHERE (algo=moe_topk, sphere.mode=off): one sweep program
+    # compares the two algorithms (docs/learning.md's CRL study).
+    without = [o for o in ONE_TASK if not o.startswith("algo=")] + ["algo=moe_topk"]
+    topk = make_train(load_config(*without))().metrics[0]
+    for key in COMPARED:
+        np.testing.assert_allclose(rows[0][key], topk[key], rtol=1e-5, atol=1e-7, err_msg=key)
     matrix = json.loads((sweep_run / "eval_matrix.json").read_text())
     assert matrix["sweep_key"] == "sphere.ratio" and matrix["sweep_values"] == [0.0, 0.5]
     assert matrix["seeds"] == [3, 3]
