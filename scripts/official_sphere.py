@@ -185,24 +185,32 @@ def official_overrides(steps: int, num_envs: int, seed: int, eval_every: int, ou
 
 _EVAL = re.compile(r"^Eval num_timesteps=(\d+), episode_reward=(-?[\d.]+) \+/- ([\d.]+)$")
 _SUCCESS = re.compile(r"^Success: ([\d.]+)%$")
-_FPS = re.compile(r"^\|\s+fps\s+\|\s+(\d+)\s+\|$")
-_STEPS = re.compile(r"^\|\s+total_timesteps\s+\|\s+(\d+)\s+\|$")
+# SB3's stdout table after each rollout-log interval, keys sorted: time/fps, iterations, time_elapsed, total_timesteps.
+_TIME = re.compile(r"^\|\s+fps\s+\|\s+(\d+)\s+\|\n\|\s+iterations\s+\|\s+\d+\s+\|\n"
+                   r"\|\s+time_elapsed\s+\|\s+(\d+)\s+\|\n\|\s+total_timesteps\s+\|\s+(\d+)\s+\|$", re.M)
 
 
 def parse_stdout(text: str) -> dict[str, Any]:
-    """Eval points (steps, mean return, success) and the last SB3 `time/fps` and `total_timesteps` of a log."""
-    evals, fps, steps = [], None, None
+    """Eval points (steps, mean return, success) and SB3's (env steps, seconds since learn() began, fps) rows."""
+    evals = []
     lines = [ln.strip() for ln in text.splitlines()]
     for k, line in enumerate(lines):
         if m := _EVAL.match(line):
             success = next(_SUCCESS.match(x) for x in lines[k + 1:k + 4] if _SUCCESS.match(x))
             evals.append({"env_steps": int(m[1]), "return": float(m[2]), "return_std": float(m[3]),
                           "success": float(success[1]) / 100})
-        elif m := _FPS.match(line):
-            fps = int(m[1])
-        elif m := _STEPS.match(line):
-            steps = int(m[1])
-    return {"evals": evals, "sb3_fps": fps, "total_timesteps": steps}
+    timing = [{"env_steps": int(steps), "seconds": int(sec), "sb3_fps": int(fps)}
+              for fps, sec, steps in _TIME.findall("\n".join(lines))]
+    return {"evals": evals, "timing": timing}
+
+
+def training_rate(timing: list[dict[str, int]]) -> float | None:
+    """Env steps/s between SB3's first and last log rows: training and evaluation, without start-up and the first
+    compilation (which fall before the first row). None with fewer than two rows."""
+    if len(timing) < 2 or timing[-1]["seconds"] == timing[0]["seconds"]:
+        return None
+    first, last = timing[0], timing[-1]
+    return (last["env_steps"] - first["env_steps"]) / (last["seconds"] - first["seconds"])
 
 
 def parse_run(output_dir: Path, stdout: str) -> dict[str, Any]:
@@ -223,7 +231,9 @@ def parse_run(output_dir: Path, stdout: str) -> dict[str, Any]:
         evals.append({"env_steps": e["env_steps"], "return": mean, "return_std": float(np.std(returns)),
                       "success": e["success"], "episodes": len(returns), "mean_length": float(np.mean(lengths)),
                       "episode_returns": [float(r) for r in returns]})
-    return {"evals": evals, "sb3_fps": log["sb3_fps"], "total_timesteps": log["total_timesteps"]}
+    rate = training_rate(log["timing"])
+    return {"evals": evals, "timing": log["timing"],
+            "env_steps_per_second_training": None if rate is None else round(rate, 1)}
 
 
 def run(args: argparse.Namespace) -> None:
@@ -231,7 +241,7 @@ def run(args: argparse.Namespace) -> None:
     venv = Path(args.venv).resolve()
     work = venv / "sphere"
     out = Path(args.out).resolve()
-    outputs = out.with_suffix("") if args.outputs is None else Path(args.outputs).resolve()
+    outputs = Path(args.outputs or Path("runs/official_sphere") / out.stem).resolve()
     outputs.mkdir(parents=True, exist_ok=True)
     cmd = ["bash", SCRIPT] + official_overrides(args.steps, args.num_envs, args.seed, args.eval_every, outputs)
     stdout, stderr = outputs / "stdout.log", outputs / "stderr.log"  # streamed, to follow a long run with tail -f
@@ -243,8 +253,9 @@ def run(args: argparse.Namespace) -> None:
         sys.exit(f"official run failed ({code}); see {stderr}:\n" + stderr.read_text()[-3000:])
     (npz,) = outputs.rglob("evaluations.npz")
     result = parse_run(npz.parent, stdout.read_text())
+    total = args.steps + (-args.steps) % (args.num_envs * 16)  # SB3 runs whole rollouts of n_steps=16
     result.update({
-        "trainer": "official sphere-rl/sphere", "commit": json.loads((venv / "setup.json").read_text())
+        "total_timesteps": total, "trainer": "official sphere-rl/sphere", "commit": json.loads((venv / "setup.json").read_text())
         ["official_commit"], "task": "h1_stand", "seed": args.seed, "num_envs": args.num_envs,
         "command": cmd, "wall_seconds": round(wall, 1),
         "env_steps_per_second_wall": round(result["total_timesteps"] / wall, 1), "output_dir": str(npz.parent),
@@ -252,7 +263,7 @@ def run(args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("total_timesteps", "wall_seconds", "env_steps_per_second_wall",
-                                             "sb3_fps")} | {"evals": [(e["env_steps"], round(e["return"], 2),
+                                             "env_steps_per_second_training")} | {"evals": [(e["env_steps"], round(e["return"], 2),
                                                                       e["success"]) for e in result["evals"]]}))
 
 
@@ -271,7 +282,8 @@ def main() -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--eval-every", type=int, default=50_000, help="eval_freq in env steps (official: 100,000)")
     r.add_argument("--out", required=True, help="JSON to write")
-    r.add_argument("--outputs", default=None, help="the official outputs_dir (default: --out without .json)")
+    r.add_argument("--outputs", default=None, help="the official outputs_dir: logs, checkpoints "
+                   "(default: runs/official_sphere/<--out's name without .json>)")
     args = parser.parse_args()
     {"setup": setup, "run": run}[args.cmd](args)
 
