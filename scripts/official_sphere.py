@@ -137,8 +137,9 @@ def setup(args: argparse.Namespace) -> None:
     reqs.write_text("\n".join(requirement_line(packages[n]) for n in names) + "\n")
     pip = [str(venv / "bin" / "python"), "-m", "pip"]
     subprocess.run(pip + ["install", "-q", "--no-deps", "--require-hashes", "-r", str(reqs)], check=True)
-    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                                "['purelib'])"], check=True, capture_output=True, text=True).stdout.strip())
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", where], check=True, capture_output=True,
+                               text=True).stdout.strip())
     shutil.copytree(REFERENCE_HB, site / "humanoid_bench", dirs_exist_ok=True)
     (site / "humanoid_bench" / "mjx").mkdir(exist_ok=True)
     (site / "humanoid_bench" / "mjx" / "__init__.py").write_text("")
@@ -187,7 +188,7 @@ _EVAL = re.compile(r"^Eval num_timesteps=(\d+), episode_reward=(-?[\d.]+) \+/- (
 _SUCCESS = re.compile(r"^Success: ([\d.]+)%$")
 # SB3's stdout table after each rollout-log interval, keys sorted: time/fps, iterations, time_elapsed, total_timesteps.
 _TIME = re.compile(r"^\|\s+fps\s+\|\s+(\d+)\s+\|\n\|\s+iterations\s+\|\s+\d+\s+\|\n"
-                   r"\|\s+time_elapsed\s+\|\s+(\d+)\s+\|\n\|\s+total_timesteps\s+\|\s+(\d+)\s+\|$", re.M)
+                   r"\|\s+time_elapsed\s+\|\s+(\d+)\s+\|\n\|\s+total_timesteps\s+\|\s+(\d+)\s+\|$", re.MULTILINE)
 
 
 def parse_stdout(text: str) -> dict[str, Any]:
@@ -247,25 +248,26 @@ def run(args: argparse.Namespace) -> None:
     stdout, stderr = outputs / "stdout.log", outputs / "stderr.log"  # streamed, to follow a long run with tail -f
     start = time.time()
     with stdout.open("w") as out_f, stderr.open("w") as err_f:
-        code = subprocess.run(cmd, cwd=work, env=dict(os.environ), stdout=out_f, stderr=err_f).returncode
+        code = subprocess.run(cmd, cwd=work, env=dict(os.environ), stdout=out_f, stderr=err_f,
+                              check=False).returncode
     wall = time.time() - start
+    # Kept beside the logs before parsing, so a parser failure after a long run loses nothing.
+    (outputs / "run.json").write_text(json.dumps({"command": cmd, "returncode": code, "wall_seconds": wall}) + "\n")
     if code:
         sys.exit(f"official run failed ({code}); see {stderr}:\n" + stderr.read_text()[-3000:])
     (npz,) = outputs.rglob("evaluations.npz")
     result = parse_run(npz.parent, stdout.read_text())
     total = args.steps + (-args.steps) % (args.num_envs * 16)  # SB3 runs whole rollouts of n_steps=16
-    result.update({
-        "total_timesteps": total, "trainer": "official sphere-rl/sphere", "commit": json.loads((venv / "setup.json").read_text())
-        ["official_commit"], "task": "h1_stand", "seed": args.seed, "num_envs": args.num_envs,
-        "command": cmd, "wall_seconds": round(wall, 1),
-        "env_steps_per_second_wall": round(result["total_timesteps"] / wall, 1), "output_dir": str(npz.parent),
-    })
+    commit = json.loads((venv / "setup.json").read_text())["official_commit"]
+    result.update({"total_timesteps": total, "trainer": "official sphere-rl/sphere", "commit": commit,
+                   "task": "h1_stand", "seed": args.seed, "num_envs": args.num_envs, "command": cmd,
+                   "wall_seconds": round(wall, 1), "env_steps_per_second_wall": round(total / wall, 1),
+                   "output_dir": str(npz.parent)})
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: result[k] for k in ("total_timesteps", "wall_seconds", "env_steps_per_second_wall",
-                                             "env_steps_per_second_training")} | {"evals": [(e["env_steps"], round(e["return"], 2),
-                                                                      e["success"]) for e in result["evals"]]}))
-
+    keys = ("total_timesteps", "wall_seconds", "env_steps_per_second_wall", "env_steps_per_second_training")
+    evals = [(e["env_steps"], round(e["return"], 2), e["success"]) for e in result["evals"]]
+    print(json.dumps({k: result[k] for k in keys} | {"evals": evals}))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -10,7 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
-import official_sphere as official  # noqa: E402
+import official_sphere as official
 
 DATA = REPO / "tests" / "data" / "official_sphere"
 
@@ -80,4 +80,4 @@ def test_parse_run_refuses_logs_of_different_runs():
 # Read off tests/data/official_sphere/stdout.log by eye (its "Eval num_timesteps=..." / "Success:" lines and the
 # last SB3 time/ table): the smoke run of docs/learning.md.
 EXPECTED_STEPS, EXPECTED_SUCCESS, EXPECTED_RETURNS = [4096, 8192], [0.0, 0.0], [30.28, 31.01]
-EXPECTED_TIMING = [(2560, 43), (5120, 80), (7680, 117)]
+EXPECTED_TIMING = [(2560, 418), (5120, 440), (7680, 461)]
