@@ -1,0 +1,83 @@
+"""scripts/official_sphere.py: which locked packages it installs, its one edit of the official tree, and its parser of
+the official trainer's logs, against a smoke run's real logs (tests/data/official_sphere/, written by the official
+trainer: its stdout and its EvalCallback's evaluations.npz, two independent records of the same evaluations)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+import official_sphere as official
+
+DATA = REPO / "tests" / "data" / "official_sphere"
+
+
+def lock(**deps):
+    """A tiny uv.lock-shaped package table: name -> dependencies (names, `name[extra]` or (name, marker))."""
+    def dep(d):
+        if isinstance(d, tuple):
+            return {"name": d[0], "marker": d[1]}
+        name, _, extra = d.partition("[")
+        return {"name": name, **({"extra": [extra.rstrip("]")]} if extra else {})}
+    table = {name: {"name": name, "version": "1.0", "dependencies": [dep(d) for d in ds]} for name, ds in deps.items()}
+    return table
+
+
+def test_install_set_follows_extras_and_markers_and_drops_the_gpu_only_packages():
+    table = lock(sphere=["torch", "jax[cuda12]", "imageio[ffmpeg]", "torchvision", ("win", "sys_platform == 'win32'")],
+                 torch=["sympy", "triton", ("nvidia-cublas-cu12", "sys_platform == 'linux'")], jax=["jaxlib"],
+                 imageio=["numpy"], torchvision=["pillow"], sympy=[], triton=[], jaxlib=[], numpy=[], pillow=[],
+                 win=[], **{"nvidia-cublas-cu12": [], "imageio-ffmpeg": [], "jax-cuda12-plugin": []})
+    table["jax"]["optional-dependencies"] = {"cuda12": [{"name": "jax-cuda12-plugin"}, {"name": "jaxlib"}]}
+    table["imageio"]["optional-dependencies"] = {"ffmpeg": [{"name": "imageio-ffmpeg"}]}
+    assert sys.platform == "linux"
+    assert official.install_set(table) == ["imageio", "imageio-ffmpeg", "jax", "jaxlib", "numpy",
+                                           "nvidia-cublas-cu12", "sympy", "torch"]
+
+
+def test_requirement_line_pins_the_version_and_every_locked_artifact():
+    pkg = {"name": "optax", "version": "0.2.5", "wheels": [{"hash": "sha256:aa"}, {"hash": "sha256:bb"}],
+           "sdist": {"hash": "sha256:cc"}}
+    assert official.requirement_line(pkg) == "optax==0.2.5 --hash=sha256:aa --hash=sha256:bb --hash=sha256:cc"
+
+
+def test_use_cpu_jax_changes_only_the_platform_line(tmp_path):
+    script = tmp_path / "setup_env.sh"
+    script.write_text("export OMP_NUM_THREADS=8\nexport JAX_PLATFORM_NAME=gpu\nexport XLA_FLAGS=x\n")
+    official.use_cpu_jax(script)
+    assert script.read_text() == "export OMP_NUM_THREADS=8\nexport JAX_PLATFORM_NAME=cpu\nexport XLA_FLAGS=x\n"
+    with pytest.raises(ValueError):
+        official.use_cpu_jax(script)  # no gpu line left: not the official file
+
+
+def test_parse_run_reads_the_recorded_smoke_run():
+    npz = np.load(DATA / "evaluations.npz")
+    got = official.parse_run(DATA, (DATA / "stdout.log").read_text())
+    assert [e["env_steps"] for e in got["evals"]] == EXPECTED_STEPS
+    assert [e["success"] for e in got["evals"]] == EXPECTED_SUCCESS
+    assert [round(e["return"], 2) for e in got["evals"]] == EXPECTED_RETURNS  # as the stdout prints them
+    for e, returns in zip(got["evals"], npz["results"]):
+        assert e["episodes"] == 10 and e["episode_returns"] == returns.tolist()
+    assert [(t["env_steps"], t["seconds"]) for t in got["timing"]] == EXPECTED_TIMING
+    (s0, t0), (s1, t1) = EXPECTED_TIMING[0], EXPECTED_TIMING[-1]
+    assert got["env_steps_per_second_training"] == round((s1 - s0) / (t1 - t0), 1)
+
+
+def test_parse_run_refuses_logs_of_different_runs():
+    text = (DATA / "stdout.log").read_text()
+    first = next(line for line in text.splitlines() if line.startswith("Eval num_timesteps="))
+    value = float(first.split("episode_reward=")[1].split(" ")[0])
+    tampered = text.replace(first, first.replace(f"episode_reward={value:.2f}", f"episode_reward={value + 0.02:.2f}"))
+    with pytest.raises(ValueError, match="mean return"):
+        official.parse_run(DATA, tampered)
+    with pytest.raises(ValueError, match="eval steps"):
+        official.parse_run(DATA, text.replace(first, ""))
+
+
+# Read off tests/data/official_sphere/stdout.log by eye (its "Eval num_timesteps=..." / "Success:" lines and the
+# last SB3 time/ table): the smoke run of docs/learning.md.
+EXPECTED_STEPS, EXPECTED_SUCCESS, EXPECTED_RETURNS = [4096, 8192], [0.0, 0.0], [30.28, 31.01]
+EXPECTED_TIMING = [(2560, 418), (5120, 440), (7680, 461)]
