@@ -104,6 +104,8 @@ def run_brax(args: argparse.Namespace, total: int, interval: int) -> dict[str, A
         activation=jax.nn.relu, distribution_type="normal", noise_std_type="log", init_noise_std=1.0,
         state_dependent_std=False,
     )
+    # Time limits: Brax's own treatment (bootstrap_on_timeout=False: truncated steps are masked out of GAE).
+    # bootstrap_on_timeout=True needs envs that set info["time_out"], which Brax's own envs do not.
     batch_size = MINIBATCH // N_STEPS  # Brax's minibatch: batch_size trajectories of unroll_length steps
     curves, start_time = [], time.perf_counter()
     for seed in range(args.seeds):
@@ -114,7 +116,7 @@ def run_brax(args: argparse.Namespace, total: int, interval: int) -> dict[str, A
             num_minibatches=NUM_ENVS * N_STEPS // MINIBATCH, num_updates_per_batch=EPOCHS, discounting=GAMMA,
             gae_lambda=GAE_LAMBDA, clipping_epsilon=CLIP, entropy_cost=ENT_COEF, vf_loss_coefficient=VF_COEF,
             max_grad_norm=MAX_GRAD_NORM, learning_rate=LEARNING_RATE, learning_rate_schedule="ADAPTIVE_KL",
-            desired_kl=TARGET_KL, normalize_observations=True, normalize_advantage=True, bootstrap_on_timeout=True,
+            desired_kl=TARGET_KL, normalize_observations=True, normalize_advantage=True,
             network_factory=network_factory, seed=seed, num_evals=total // interval + 1,
             num_eval_envs=args.eval_episodes, deterministic_eval=True,
             progress_fn=lambda step, metrics: points.append((int(step), float(metrics["eval/episode_reward"]))),
