@@ -60,3 +60,22 @@ def test_point_mass_fake_implements_the_protocol():
     task = PointMass(action_size=3, observation_size=6)
     check_protocol(task)
     assert task.mj_model.nu == task.action_size == 3 and task.observation_size == 6
+
+
+def test_brax_env_for_gives_brax_its_own_env_or_our_task_behind_its_interface():
+    import jax
+    import jax.numpy as jnp
+
+    from envs.brax_tasks import brax_env_for
+
+    reacher = envs.make("brax/reacher")
+    assert brax_env_for(reacher) is reacher.brax_env
+    task = PointMass(action_size=2)
+    adapter = brax_env_for(task)
+    assert (adapter.observation_size, adapter.action_size, adapter.backend) == (3, 2, "mjx")
+    state = adapter.reset(jax.random.PRNGKey(0))
+    action = jnp.array([3.0, -0.5])  # Brax's PPO samples unbounded actions: the adapter clips them to [-1, 1]
+    stepped = adapter.step(state, action)
+    ours = task.step(task.reset(jax.random.PRNGKey(0)), jnp.array([1.0, -0.5]))
+    np.testing.assert_array_equal(stepped.obs, ours.obs)
+    assert float(stepped.reward) == float(ours.reward)
