@@ -13,11 +13,14 @@ shared by all tasks (the trainer and the evaluator rely on them):
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+if TYPE_CHECKING:
+    import mujoco
 
 
 @struct.dataclass
@@ -33,13 +36,23 @@ class State:
 
 @runtime_checkable
 class Env(Protocol):
-    """What `envs.make` returns."""
+    """What `envs.make` returns: the task, and what tools (bench, eval, render) need to know about its physics.
+
+    `mj_model` is the task's untouched MuJoCo model: what C MuJoCo steps (physics="cpu", `task.cpu()`, bench's
+    single-thread baseline) and what render draws. MJX steps a rewrite of it where MJX needs one (the suite's
+    `compat_record` lists the changes). `n_substeps` physics steps of `mj_model.opt.timestep` make one env step of
+    `dt` seconds. `physics` is the backend `step` runs on ("mjx" or "cpu").
+    """
 
     name: str
     observation_size: int
     action_size: int
     episode_length: int
     has_success: bool
+    physics: str
+    mj_model: mujoco.MjModel
+    n_substeps: int
+    dt: float
 
     def reset(self, key: jax.Array) -> State: ...
 

@@ -2,7 +2,9 @@
 
 MJX (mujoco-mjx 3.3) has no broadphase (every candidate geom pair is tested every step), cannot collide some type
 pairs (cylinder with mesh or box, for instance) and gets slow with large convex hulls. `rewrite` applies explicit,
-reviewable changes to an `MjSpec` and returns the compiled model together with a list of `Change` records:
+reviewable changes to an `MjSpec` and returns the compiled model together with a list of `Change` records (`Change`
+is the record type of every MJX rewrite here: HumanoidBench's `task.compat_record` is this list, MetaWorld's
+`task.compat_record` is its own rewrite's `CompatRecord.changes()`):
 
 - `contacts`: if given, the only geom pairs that may collide, as groups `(names_a, names_b)`: every geom of
   `names_a` may touch every geom of `names_b`. Implemented with contype/conaffinity bits (group i gets bit i in the
@@ -71,7 +73,6 @@ def rewrite(
     """
     changes: list[Change] = []
     geoms = list(spec.geoms)
-    by_name = {g.name: g for g in geoms if g.name}
 
     if iterations is not None and iterations != spec.option.iterations:
         changes.append(Change("option", "iterations", f"{spec.option.iterations} -> {iterations}"))
@@ -93,49 +94,57 @@ def rewrite(
                 g.contype = 1 << 30
 
     if contacts is not None:
-        if len(contacts) > 30:
-            raise ValueError("at most 30 contact groups (one contype/conaffinity bit each)")
-        contype = {id(g): 0 for g in geoms}
-        conaffinity = {id(g): 0 for g in geoms}
-        members: list[tuple[list, list]] = []
-        for bit, (names_a, names_b) in enumerate(contacts):
-            group = []
-            for names in (names_a, names_b):
-                missing = [n for n in names if n not in by_name]
-                if missing:
-                    raise ValueError(f"contact group {bit}: not geom names of the model: {missing}")
-                group.append([by_name[n] for n in names])
-            for g in group[0]:
-                contype[id(g)] |= 1 << bit
-            for g in group[1]:
-                conaffinity[id(g)] |= 1 << bit
-            members.append((group[0], group[1]))
-        for i, g in enumerate(geoms):
-            new_type = contype[id(g)] or (1 << 30 if (g.contype or g.conaffinity) else 0)
-            new_aff = conaffinity[id(g)]
-            if (g.contype, g.conaffinity) != (new_type, new_aff):
-                changes.append(
-                    Change("contact_bits", _geom_label(g, i), f"contype/conaffinity {g.contype}/{g.conaffinity} -> "
-                           f"{new_type}/{new_aff}")
-                )
-                g.contype, g.conaffinity = new_type, new_aff
-        for group_a, group_b in members:
-            for g1 in group_a:
-                for g2 in group_b:
-                    for g, other in ((g1, g2), (g2, g1)):
-                        if g.type == _GT.mjGEOM_CYLINDER and not _mjx_can_collide(g.type, other.type):
-                            radius, half = float(g.size[0]), float(g.size[1])
-                            g.type = _GT.mjGEOM_CAPSULE
-                            g.size = [radius, max(half - radius, 0.0), 0.0]
-                            changes.append(Change("cylinder_to_capsule", g.name,
-                                                  f"r {radius} half-length {half} -> {max(half - radius, 0.0)}"))
-            changes.append(
-                Change("contacts", f"{len(group_a)} x {len(group_b)} geoms",
-                       f"{[g.name for g in group_a]} x {[g.name for g in group_b]}")
-            )
+        changes += _restrict_contacts(geoms, contacts)
 
     model = spec.compile()
     return model, changes
+
+
+def _restrict_contacts(geoms: list, contacts: Sequence[tuple[Sequence[str], Sequence[str]]]) -> list[Change]:
+    """Let only the named contact groups collide (contype/conaffinity bits, see the module docstring); in place."""
+    changes: list[Change] = []
+    by_name = {g.name: g for g in geoms if g.name}
+    if len(contacts) > 30:
+        raise ValueError("at most 30 contact groups (one contype/conaffinity bit each)")
+    contype = {id(g): 0 for g in geoms}
+    conaffinity = {id(g): 0 for g in geoms}
+    members: list[tuple[list, list]] = []
+    for bit, (names_a, names_b) in enumerate(contacts):
+        group = []
+        for names in (names_a, names_b):
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise ValueError(f"contact group {bit}: not geom names of the model: {missing}")
+            group.append([by_name[n] for n in names])
+        for g in group[0]:
+            contype[id(g)] |= 1 << bit
+        for g in group[1]:
+            conaffinity[id(g)] |= 1 << bit
+        members.append((group[0], group[1]))
+    for i, g in enumerate(geoms):
+        new_type = contype[id(g)] or (1 << 30 if (g.contype or g.conaffinity) else 0)
+        new_aff = conaffinity[id(g)]
+        if (g.contype, g.conaffinity) != (new_type, new_aff):
+            changes.append(
+                Change("contact_bits", _geom_label(g, i), f"contype/conaffinity {g.contype}/{g.conaffinity} -> "
+                       f"{new_type}/{new_aff}")
+            )
+            g.contype, g.conaffinity = new_type, new_aff
+    for group_a, group_b in members:
+        for g1 in group_a:
+            for g2 in group_b:
+                for g, other in ((g1, g2), (g2, g1)):
+                    if g.type == _GT.mjGEOM_CYLINDER and not _mjx_can_collide(g.type, other.type):
+                        radius, half = float(g.size[0]), float(g.size[1])
+                        g.type = _GT.mjGEOM_CAPSULE
+                        g.size = [radius, max(half - radius, 0.0), 0.0]
+                        changes.append(Change("cylinder_to_capsule", g.name,
+                                              f"r {radius} half-length {half} -> {max(half - radius, 0.0)}"))
+        changes.append(
+            Change("contacts", f"{len(group_a)} x {len(group_b)} geoms",
+                   f"{[g.name for g in group_a]} x {[g.name for g in group_b]}")
+        )
+    return changes
 
 
 def name_geoms(spec: mujoco.MjSpec, geoms: Sequence[mujoco.MjsGeom], prefix: str) -> list[Change]:

@@ -1,36 +1,45 @@
 """Name -> constructor registry behind `envs.make`. Suites register themselves under a prefix (`brax/...`).
 
-Importing this module does not import jax: `TASK_NAMES` and `SUITE_PHYSICS` are static tables, so config validation
-can check task names and physics backends in a fraction of a second. The suites' constructors are registered on the
-first `make` (or `register`), which asserts that they register exactly `TASK_NAMES`.
+Importing this module does not import jax: `TASK_NAMES` is built from the suites' jax-free name tuples
+(`envs.brax_tasks.BRAX_TASKS`, `envs.humanoidbench.TASK_NAMES`, `envs.metaworld.CW10_NAMES`: each task is named once,
+in its suite) and `SUITE_PHYSICS` is a static table, so config validation can check task names and physics backends
+in a fraction of a second. A task's constructor imports its suite on the first `make`.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from typing import TYPE_CHECKING, Any, Callable
 
 from envs import xla_cpu
+from envs.brax_tasks import BRAX_TASKS
+from envs.humanoidbench import TASK_NAMES as HUMANOIDBENCH_TASKS
+from envs.metaworld import CW10_NAMES
 
 if TYPE_CHECKING:
     from envs.core import Env
 
-# Every built-in task. Keep in step with the suites' own lists (checked when the suites register).
-TASK_NAMES: tuple[str, ...] = (
-    "brax/ant", "brax/halfcheetah", "brax/hopper", "brax/humanoid", "brax/humanoidstandup",
-    "brax/inverted_pendulum", "brax/inverted_double_pendulum", "brax/pusher", "brax/reacher", "brax/walker2d",
-    "humanoidbench/h1_stand", "humanoidbench/h1_walk", "humanoidbench/h1_pole", "humanoidbench/h1_slide",
-    "humanoidbench/h1_run",
-    "metaworld/hammer-v3", "metaworld/push-wall-v3", "metaworld/faucet-close-v3", "metaworld/push-back-v3",
-    "metaworld/stick-pull-v3", "metaworld/handle-press-side-v3", "metaworld/push-v3", "metaworld/shelf-place-v3",
-    "metaworld/window-close-v3", "metaworld/peg-unplug-side-v3",
-)
+# Every built-in task, from the suites' own jax-free name tuples.
+SUITE_TASKS: dict[str, tuple[str, ...]] = {
+    "brax": BRAX_TASKS,
+    "humanoidbench": HUMANOIDBENCH_TASKS,
+    "metaworld": CW10_NAMES,
+}
+TASK_NAMES: tuple[str, ...] = tuple(f"{suite}/{short}" for suite, names in SUITE_TASKS.items() for short in names)
 # The physics backends (config `physics`) each suite runs on. "warp" (MJX's Warp implementation) is where the suite
 # would run once the stack has it (mujoco-mjx >= 3.3.5, CUDA): config validation and `make` check that stack first.
 SUITE_PHYSICS: dict[str, tuple[str, ...]] = {
     "brax": ("mjx",),
     "humanoidbench": ("mjx", "cpu", "warp"),
     "metaworld": ("mjx", "cpu", "warp"),
+}
+
+# Each suite's constructor `(short name, **kwargs) -> Env` as (module, attribute), imported on the first build.
+_SUITE_CONSTRUCTORS: dict[str, tuple[str, str]] = {
+    "brax": ("envs.brax_tasks", "BraxTask"),
+    "humanoidbench": ("envs.humanoidbench", "make_task"),
+    "metaworld": ("envs.metaworld", "make"),
 }
 
 _REGISTRY: dict[str, Callable[..., Env]] = {}
@@ -67,45 +76,21 @@ def make(name: str, **kwargs: Any) -> Env:
 
 
 def _register_builtins() -> None:
-    """Register the suites' constructors once (Brax imports jax here) and check them against `TASK_NAMES`."""
+    """Register the suites' constructors for `TASK_NAMES`, once (the constructors import jax and the suites)."""
     global _BUILTINS_REGISTERED
     if _BUILTINS_REGISTERED:
         return
-    _BUILTINS_REGISTERED = True  # first: the suites call register(), which calls this
-    before = set(_REGISTRY)
-    try:
-        from envs.brax_tasks import BRAX_TASKS
-        from envs.humanoidbench import register_humanoidbench
-        from envs.metaworld import CW10_NAMES
-
-        for short in BRAX_TASKS:
-            register(f"brax/{short}", _brax_constructor(short))
-        register_humanoidbench()
-        for short in CW10_NAMES:
-            register(f"metaworld/{short}", _metaworld_constructor(short))
-    except BaseException:
-        _BUILTINS_REGISTERED = False
-        raise
-    registered, static = set(_REGISTRY) - before, set(TASK_NAMES)
-    assert registered == static, (
-        f"envs.registry.TASK_NAMES is out of date: suites register {sorted(registered - static)} not in it, and "
-        f"it lists {sorted(static - registered)} that no suite registers"
-    )
+    _BUILTINS_REGISTERED = True  # first: register() calls this
+    for suite, names in SUITE_TASKS.items():
+        for short in names:
+            register(f"{suite}/{short}", _constructor(suite, short))
 
 
-def _brax_constructor(short: str) -> Callable[..., Env]:
+def _constructor(suite: str, short: str) -> Callable[..., Env]:
+    """`envs.make`'s constructor of one built-in task; it imports the suite on the first build."""
+
     def build(**kwargs: Any) -> Env:
-        from envs.brax_tasks import BraxTask
-
-        return BraxTask(short, **kwargs)
-
-    return build
-
-
-def _metaworld_constructor(short: str) -> Callable[..., Env]:
-    def build(**kwargs: Any) -> Env:
-        from envs.metaworld import make as make_metaworld  # imported lazily: builds MuJoCo models
-
-        return make_metaworld(short, **kwargs)
+        module, attribute = _SUITE_CONSTRUCTORS[suite]
+        return getattr(importlib.import_module(module), attribute)(short, **kwargs)
 
     return build

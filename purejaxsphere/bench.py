@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
+from envs.brax_tasks import brax_env_for
 from envs.core import Env
 from envs.warp import installed_version
 from purejaxsphere.config import Config, validate
@@ -300,35 +301,6 @@ def brax_network_factory(actor: Any, critic: Any) -> Callable:
     return factory
 
 
-def brax_env_for(task: Env) -> Any:
-    """The Brax env Brax's PPO trains on: a Brax task's own env, or our task behind Brax's Env interface."""
-    inner = getattr(task, "_env", None)
-    if task.name.startswith("brax/") and inner is not None:
-        return inner
-    return brax_adapter(task)
-
-
-def brax_adapter(task: Env) -> Any:
-    """Our Env protocol behind `brax.envs.base.Env` (pipeline_state = our State; actions clipped to [-1, 1])."""
-    from brax.envs.base import Env as BraxEnv
-    from brax.envs.base import State as BraxState
-
-    class Adapter(BraxEnv):
-        observation_size = task.observation_size
-        action_size = task.action_size
-        backend = getattr(task, "physics", "mjx")
-
-        def reset(self, rng: jax.Array) -> BraxState:
-            state = task.reset(rng)
-            return BraxState(pipeline_state=state, obs=state.obs, reward=state.reward, done=state.done)
-
-        def step(self, state: BraxState, action: jax.Array) -> BraxState:
-            nstate = task.step(state.pipeline_state, jnp.clip(action, -1.0, 1.0))
-            return state.replace(pipeline_state=nstate, obs=nstate.obs, reward=nstate.reward, done=nstate.done)
-
-    return Adapter()
-
-
 def brax_wrap_with_time_out(env: Any, episode_length: int, action_repeat: int = 1, randomization_fn: Any = None):
     """Brax's training wrappers plus `info["time_out"]` (= its `truncation`), which `bootstrap_on_timeout` reads:
     Brax PPO then bootstraps truncated episodes with V(final obs), as our trainer does."""
@@ -422,23 +394,6 @@ def brax_ppo_timing(trainer: Trainer, updates_per_epoch: int, timed_epochs: int)
 
 
 # ---------------------------------------------------------------------------------------------------- C MuJoCo
-def mujoco_model(task: Env) -> tuple[mujoco.MjModel, int]:
-    """The task's untouched MuJoCo model and its physics substeps per control step."""
-    name = task.name
-    if name.startswith("brax/"):
-        inner = task._env  # type: ignore[attr-defined]
-        return inner.sys.mj_model, int(inner._n_frames)
-    if name.startswith("humanoidbench/"):
-        from envs.humanoidbench import h1
-
-        return h1.load_model(task.spec, task.libccd), h1.FRAME_SKIP  # type: ignore[attr-defined]
-    if name.startswith("metaworld/"):
-        from envs.metaworld.base import FRAME_SKIP
-
-        return task.reference_model, FRAME_SKIP  # type: ignore[attr-defined]
-    raise ValueError(f"no MuJoCo model known for {name}")
-
-
 def mujoco_program(model: mujoco.MjModel, substeps: int, episode_length: int, seed: int = 0) -> Program:
     """Single-thread C MuJoCo: one call = one episode of `episode_length` control steps of `substeps` mj_step each,
     uniform random controls, from the model's first keyframe (or qpos0).
@@ -512,6 +467,15 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return a / b if a is not None and b else None
 
 
+def rate_ratios(rates: dict[str, Optional[float]]) -> dict[str, Optional[float]]:
+    """The trainer's phases against raw stepping and against Brax's PPO."""
+    return {
+        "collection_over_raw": ratio(rates["collection"], rates["raw_env"]),
+        "trainer_over_raw": ratio(rates["trainer"], rates["raw_env"]),
+        "trainer_over_brax_ppo": ratio(rates["trainer"], rates["brax_ppo"]),
+    }
+
+
 def run_bench(cfg: Config, *, min_seconds: float, updates_per_chunk: int, brax_epochs: int, wrapped: bool = True,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure everything on `cfg`'s first task; returns the JSON payload (see the module docstring).
@@ -530,11 +494,7 @@ def run_bench(cfg: Config, *, min_seconds: float, updates_per_chunk: int, brax_e
     if wrapped:
         programs["raw_env_wrapped"] = raw_env_program(trainer.programs(0).env, batch, length)
     programs.update(trainer_programs(trainer))
-    try:
-        model, substeps = mujoco_model(task)
-        programs["mujoco_1thread"] = mujoco_program(model, substeps, min(task.episode_length, 1000))
-    except ValueError as error:
-        notes.append(f"mujoco_1thread: not run ({error})")
+    programs["mujoco_1thread"] = mujoco_program(task.mj_model, task.n_substeps, min(task.episode_length, 1000))
     say(f"timing {', '.join(programs)} in turns")
     load_timing = load_average()
     timings = time_interleaved(programs, min_seconds)
@@ -543,7 +503,7 @@ def run_bench(cfg: Config, *, min_seconds: float, updates_per_chunk: int, brax_e
         notes.append("update: a chunk's time per update was not above the rollout's (timing noise)")
     else:
         timings["update"] = update
-    if "mujoco_1thread" in programs and programs["mujoco_1thread"].carry:
+    if programs["mujoco_1thread"].carry:
         notes.append(f"mujoco_1thread: random controls made the simulation diverge {programs['mujoco_1thread'].carry} "
                      "times (MuJoCo reset it and the episode went on)")
     say("Brax PPO")
@@ -563,18 +523,9 @@ def run_bench(cfg: Config, *, min_seconds: float, updates_per_chunk: int, brax_e
         "load_average": {"start": load_start, "timing": load_timing, "end": load_average()},
         "setup": setup_summary(cfg, n_seeds),
         "rates": rates,
-        "ratios": {
-            "collection_over_raw": ratio(rates["collection"], rates["raw_env"]),
-            "trainer_over_raw": ratio(rates["trainer"], rates["raw_env"]),
-            "trainer_over_brax_ppo": ratio(rates["trainer"], rates["brax_ppo"]),
-            "raw_over_mujoco_1thread": ratio(rates["raw_env"], rates["mujoco_1thread"]),
-        },
+        "ratios": {**rate_ratios(rates), "raw_over_mujoco_1thread": ratio(rates["raw_env"], rates["mujoco_1thread"])},
         "median_rates": medians,
-        "median_ratios": {
-            "collection_over_raw": ratio(medians["collection"], medians["raw_env"]),
-            "trainer_over_raw": ratio(medians["trainer"], medians["raw_env"]),
-            "trainer_over_brax_ppo": ratio(medians["trainer"], medians["brax_ppo"]),
-        },
+        "median_ratios": rate_ratios(medians),
         "compile_seconds": {key: timings[key].compile_seconds for key in
                             ("raw_env", "raw_env_wrapped", "collection", "trainer", "brax_ppo")
                             if key in timings},

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +33,9 @@ from purejaxsphere import checkpoint as ckpt
 from purejaxsphere.config import Config, ConfigError, read_run_config
 from purejaxsphere.logging import atomic_write_text, json_ready
 from purejaxsphere.train import Trainer, TrainState, deterministic_action, make_train, map_members
+
+if TYPE_CHECKING:
+    from envs.metaworld.base import SawyerTask
 
 BACKENDS = ("mjx", "cpu", "metaworld")
 
@@ -163,7 +166,7 @@ def make_act_fn(trainer: Trainer) -> Callable[[Any, Any, np.ndarray], np.ndarray
     return lambda params, stats, obs: np.asarray(act(params, stats, jnp.asarray(obs, jnp.float32)))
 
 
-def episode_positions(task: Any, episodes: int) -> list[np.ndarray]:
+def episode_positions(task: SawyerTask, episodes: int) -> list[np.ndarray]:
     """The random reset vector (object and goal positions) of each episode, as the training env draws them: the
     task's fixed vector for every episode (the default), else one fresh draw per episode."""
     if not task.randomize_each_episode:
@@ -172,7 +175,7 @@ def episode_positions(task: Any, episodes: int) -> list[np.ndarray]:
     return [np.asarray(task.sample_rand_vec(key), np.float64) for key in keys]
 
 
-def positions_note(task: Any) -> dict[str, Any]:
+def positions_note(task: SawyerTask) -> dict[str, Any]:
     """Which object/goal positions a MetaWorld task uses, for the output."""
     if task.randomize_each_episode:
         return {"mode": "new every episode", "seed": task.seed}

@@ -25,7 +25,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence
 
 import mujoco
 import numpy as np
@@ -33,6 +33,9 @@ import numpy as np
 from purejaxsphere import checkpoint as ckpt
 from purejaxsphere import evaluate
 from purejaxsphere.headless import RenderError, select_backend
+
+if TYPE_CHECKING:
+    from envs.core import Env
 
 HUMANOIDBENCH_CAMERA = "cam_default"  # HumanoidBench's default view: mode trackcom on the pelvis
 METAWORLD_LOOKAT = (0.0, 0.65, 0.1)  # the middle of the table, a little above it (MetaWorld's world frame)
@@ -170,11 +173,11 @@ class Player(Protocol):
 class GymPlayer:
     """HumanoidBench / MetaWorld on C MuJoCo with the untouched model: the task's gymnasium env (`task.cpu()`)."""
 
-    def __init__(self, task: Any):
+    def __init__(self, task: Env):
         self.env = task.cpu()
         self.model = self.env.model
         self.action_size = int(self.env.action_space.shape[0])
-        self.dt = float(self.model.opt.timestep * frame_skip(task))
+        self.dt = float(task.dt)
 
     def reset(self, seed: int) -> np.ndarray:
         return np.asarray(self.env.reset(seed=seed)[0])
@@ -187,25 +190,16 @@ class GymPlayer:
         return get_state(self.model, self.env.data)
 
 
-def frame_skip(task: Any) -> int:
-    """MuJoCo steps per env step of a HumanoidBench or MetaWorld task."""
-    if task.name.startswith("humanoidbench/"):
-        from envs.humanoidbench.h1 import FRAME_SKIP
-    else:
-        from envs.metaworld.base import FRAME_SKIP
-    return int(FRAME_SKIP)
-
-
 class BraxPlayer:
     """A Brax task on MJX (its only physics), jitted one env at a time; states drawn with Brax's MjModel."""
 
-    def __init__(self, task: Any):
+    def __init__(self, task: Env):
         import copy
 
         import jax
 
         self.task, self.jax = task, jax
-        self.model = copy.deepcopy(task._env.sys.mj_model)  # copied: the renderer sets its buffer size
+        self.model = copy.deepcopy(task.mj_model)  # copied: the renderer sets its buffer size
         self.action_size, self.dt = int(task.action_size), float(task.dt)
         self._data = mujoco.MjData(self.model)
         self._reset, self._step = jax.jit(task.reset), jax.jit(task.step)
@@ -226,7 +220,7 @@ class BraxPlayer:
         return get_state(self.model, self._data)
 
 
-def make_player(task: Any) -> Player:
+def make_player(task: Env) -> Player:
     if task.name.startswith("brax/"):
         return BraxPlayer(task)
     if not hasattr(task, "cpu"):
@@ -360,7 +354,7 @@ class Video:
                 f"{self.fps:g} fps; return " + " ".join(f"{r:.2f}" for r in self.returns) + success + ")")
 
 
-def record_video(task: Any, task_index: int, policy: Policy, seed: int, checkpoint: str, out: Path, *,
+def record_video(task: Env, task_index: int, policy: Policy, seed: int, checkpoint: str, out: Path, *,
                  episodes: int = 1, width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT,
                  fps: Optional[float] = None, gif: bool = False, backend: Optional[str] = None) -> Video:
     """Play `episodes` episodes of `task` with `policy`, draw them, write the MP4 (and GIF) and the JSON into `out`."""

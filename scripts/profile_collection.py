@@ -7,8 +7,8 @@ Times, on one task and batch shape (all through purejaxsphere.bench's timing hel
 - raw:             jit(vmap(task.step)) scan, random actions (the bare task)
 - raw_wrapped:     the same through the trainer's wrappers (padding, episodes, auto-reset)
 - rollout:         the trainer's rollout (`train.make_rollout_fn`)
-- rollout_null:    the same rollout on a physics-free task of the same sizes (policy inference, normalizer,
-                   wrappers' bookkeeping and trajectory storage only)
+- rollout_null:    the same rollout on a physics-free task of the same sizes (envs.testing.PointMass: policy
+                   inference, normalizer, wrappers' bookkeeping and trajectory storage only)
 - actor:           n_steps of the rollout's network call alone (the actor; the critic runs after the rollout)
 and, on the CPU physics backend, the seconds spent inside the host callback (C MuJoCo, thread pool) per rollout.
 Static checks of the compiled programs: host callbacks per rollout step (custom calls in the HLO), float64 values
@@ -31,31 +31,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from purejaxsphere.cli import configure_xla  # noqa: E402  (no jax import yet)
 from purejaxsphere.config import Config, load_config  # noqa: E402
-
-
-def null_task(observation_size: int, action_size: int, episode_length: int) -> Any:
-    """A task with the given sizes and no physics: the observation stays as reset made it, reward 0, never done."""
-    import jax
-    import jax.numpy as jnp
-
-    from envs.core import State
-
-    class NullTask:
-        name = "null"
-        has_success = False
-
-        def __init__(self) -> None:
-            self.observation_size, self.action_size, self.episode_length = observation_size, action_size, episode_length
-
-        def reset(self, key: jax.Array) -> State:
-            zero = jnp.zeros((), jnp.float32)
-            obs = jax.random.normal(key, (observation_size,), jnp.float32)
-            return State(pipeline_state=zero, obs=obs, reward=zero, done=zero, info={"success": zero})
-
-        def step(self, state: State, action: jax.Array) -> State:
-            return state.replace(reward=jnp.zeros((), jnp.float32))
-
-    return NullTask()
 
 
 def network_scan(trainer: Any, length: int) -> Callable:
@@ -124,10 +99,28 @@ class CallbackClock:
         return {name: seconds / calls for name, (seconds, calls) in self.totals.items() if seconds > 0}
 
 
-def profile(cfg: Config, min_seconds: float, donation: bool) -> dict[str, Any]:
+def null_rollout_program(trainer: Any, state: Any, steps: int) -> Any:
+    """The trainer's rollout on a physics-free task of the first task's sizes (the shared test point mass,
+    envs.testing.PointMass: a few flops a step): policy inference and bookkeeping alone."""
     import jax
 
     from envs.core import training_env
+    from envs.testing import PointMass
+    from purejaxsphere import bench
+    from purejaxsphere.train import make_rollout_fn, map_members
+
+    task, cfg = trainer.tasks[0], trainer.cfg
+    env = training_env(PointMass(task.episode_length, action_size=task.action_size,
+                                 observation_size=task.observation_size))
+    env_state = jax.vmap(lambda key: state_for(env, key, cfg.num_envs))(
+        jax.random.split(jax.random.PRNGKey(0), len(trainer.seeds)))
+    rollout = map_members(make_rollout_fn(env, trainer.nets, cfg))
+    return bench.jax_program(rollout, state.replace(env_state=env_state), steps, with_outputs=True)
+
+
+def profile(cfg: Config, min_seconds: float, donation: bool) -> dict[str, Any]:
+    import jax
+
     from purejaxsphere import bench
     from purejaxsphere.train import Trainer, make_chunk_fn, make_rollout_fn, map_members
 
@@ -149,12 +142,7 @@ def profile(cfg: Config, min_seconds: float, donation: bool) -> dict[str, Any]:
     programs["rollout"] = bench.jax_program(rollout, state, steps, with_outputs=True)
     out["rollout_hlo"] = hlo_stats(programs["rollout"].compiled)
 
-    null_env = training_env(null_task(task.observation_size, task.action_size, task.episode_length))
-    null_state = jax.vmap(lambda key: state_for(null_env, key, cfg.num_envs))(
-        jax.random.split(jax.random.PRNGKey(0), n_seeds))
-    null_rollout = map_members(make_rollout_fn(null_env, trainer.nets, cfg))
-    programs["rollout_null"] = bench.jax_program(null_rollout, state.replace(env_state=null_state), steps,
-                                                 with_outputs=True)
+    programs["rollout_null"] = null_rollout_program(trainer, state, steps)
     out["rollout_null_hlo"] = hlo_stats(programs["rollout_null"].compiled)
 
     actor = network_scan(trainer, length)
@@ -173,7 +161,7 @@ def profile(cfg: Config, min_seconds: float, donation: bool) -> dict[str, Any]:
         programs["chunk_donated"] = bench.Program(lambda s: donated(s, fault)[0], trainer.start_task(0, None), steps,
                                                   time.perf_counter() - tick)
 
-    physics = getattr(getattr(task, "backend", None), "physics", None) or getattr(task, "cpu_physics", None)
+    physics = getattr(getattr(task, "backend", None), "physics", None)  # a CPU backend's CpuPhysics
     if physics is not None:
         clock = CallbackClock(physics)
         for name, program in programs.items():

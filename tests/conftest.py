@@ -20,3 +20,35 @@ os.environ.setdefault(
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 warnings.filterwarnings("ignore", message=".*Brax System, piplines and environments.*")
+
+# The tiny trainer configuration the tests share (a few seconds per task on CPU); tests add tasks, seeds, budget.
+TINY = [
+    "num_envs=4",
+    "ppo.n_steps=8",
+    "ppo.minibatch_size=16",
+    "ppo.update_epochs=2",
+    "network.hidden_sizes=[16,16]",
+    "network.gate_hidden_sizes=[16]",
+    "network.critic_hidden_sizes=[16]",
+    "network.n_experts=3",
+    "eval.interval=64",  # 2 updates per chunk
+    "eval.episodes=2",
+    "episode_length=20",
+    "diagnostics.enabled=false",  # tests that check diagnostics turn them on (they add compile time to every chunk)
+]
+
+
+def tiny(*overrides):
+    """`TINY` with `overrides` as a Config."""
+    from purejaxsphere import load_config  # imported here: jax must see the environment set above first
+
+    return load_config(*TINY, *overrides)
+
+
+def leaves_close(a, b, **kwargs):
+    """Every leaf of pytree `a` is allclose to the matching leaf of `b`."""
+    import jax
+    import numpy as np
+
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), **kwargs)

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from flax.traverse_util import flatten_dict
 
+from envs.testing import PointMass
 from purejaxsphere import load_config, make_train, plasticity, sphere
 from purejaxsphere import ppo as ppo_lib
 from purejaxsphere.config import ConfigError
 from purejaxsphere.networks import Actor, Critic, actor_hidden_activations
 from purejaxsphere.train import Networks, inherit, init_train_state
-from test_train import TINY as TRAIN_TINY
+from conftest import TINY as TRAIN_TINY
 
 GRADIENT_ALGOS = [
     "moe_topk_sphere_all_layers",
@@ -175,15 +176,10 @@ def test_parseval_is_zero_for_scaled_orthogonal_rows():
 # -- Shrink & Perturb at a task boundary -----------------------------------------------------------------------------
 
 
-def fake_env():
-    """Enough of an Env for `init_train_state` (no physics: the env state is the observation)."""
-    return SimpleNamespace(observation_size=OBS, reset=lambda key: jax.random.normal(key, (OBS,)))
-
-
 def tiny_state(cfg, seed):
     actor = Actor(ACT, kind="moe_topk", hidden_sizes=(8,), gate_hidden_sizes=(8,), n_experts=3, top_k=2)
     nets = Networks(actor, Critic((8,)), ppo_lib.make_optimizer(cfg.ppo))
-    return nets, init_train_state(jax.random.PRNGKey(seed), fake_env(), nets, cfg)
+    return nets, init_train_state(jax.random.PRNGKey(seed), PointMass(action_size=ACT, observation_size=OBS), nets, cfg)
 
 
 def trained_looking(nets, state):
@@ -220,7 +216,8 @@ def test_shrink_perturb_moves_only_the_carried_actor(protocol):
             np.testing.assert_array_equal(got, want)
     for got, want in zip(leaves(start.actor_init_params), leaves(first.actor_init_params)):
         np.testing.assert_array_equal(got, want)  # theta_0 is the run's first initialization, not the task's
-    np.testing.assert_array_equal(start.env_state, fresh.env_state)
+    for got, want in zip(leaves(start.env_state), leaves(fresh.env_state)):
+        np.testing.assert_array_equal(got, want)
 
 
 # -- ReDo ------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 
 from purejaxsphere import load_config, make_train
 from purejaxsphere.train import plan_notes, plan_task
-from test_train import leaves_close, tiny
+from conftest import leaves_close, tiny
 
 
 def plan_for(num_envs, n_steps, total, interval):

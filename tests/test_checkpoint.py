@@ -15,7 +15,7 @@ import pytest
 from purejaxsphere import checkpoint as ckpt
 from purejaxsphere.cli import main
 from purejaxsphere.logging import read_metrics
-from test_train import TINY
+from conftest import TINY
 
 REPO = Path(__file__).resolve().parent.parent
 # Two tasks of three chunks (two PPO updates each); small enough to compile in seconds on CPU.

@@ -14,7 +14,7 @@ import pytest
 from purejaxsphere.cli import main
 from purejaxsphere.distributed import process_arguments, shard_axis
 from purejaxsphere.logging import read_metrics
-from test_train import TINY
+from conftest import TINY
 
 REPO = Path(__file__).resolve().parent.parent
 ONE_TASK = [

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_train import TINY
+from conftest import TINY
 
 import envs
 from purejaxsphere import evaluate

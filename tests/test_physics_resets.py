@@ -13,58 +13,14 @@ import pytest
 from envs import registry
 from envs.core import State, physics_unstable, training_env
 from envs.cpu import CpuPhysics
+from envs.testing import PointMass
 
 EXPLODE_AT = 3  # the step (1-based) at which a fused env blows up
 
 
-class ExplodingEnv:
-    """A 2-D point mass driven towards the origin. An env whose `fuse` is set (drawn at reset with probability
-    `p_fuse`) blows up at step EXPLODE_AT of each episode: mode "nan" makes its velocity NaN (physics, observation and
-    reward go NaN), "huge" makes it 1e12 (the observation passes the limit, everything stays finite), "hidden_inf"
-    puts inf into a physics leaf that neither the observation nor the reward reads."""
-
-    name = "test/exploding"
-    observation_size = 3
-    action_size = 2
-    has_success = True
-
-    def __init__(self, episode_length: int = 20, mode: str = "nan", p_fuse: float = 0.5):
-        self.episode_length = episode_length
-        self.mode = mode
-        self.p_fuse = p_fuse
-
-    def _state(self, physics: dict[str, jax.Array], reward: jax.Array) -> State:
-        distance = jnp.linalg.norm(physics["x"])
-        obs = jnp.concatenate([physics["x"], physics["t"][None] / self.episode_length])
-        success = (distance < 0.1).astype(jnp.float32)
-        return State(physics, obs, reward, jnp.zeros(()), {"success": success, "distance": distance})
-
-    def reset(self, key: jax.Array) -> State:
-        x_key, fuse_key = jax.random.split(key)
-        physics = {
-            "x": jax.random.uniform(x_key, (2,), minval=-1.0, maxval=1.0),
-            "v": jnp.zeros(2),
-            "t": jnp.zeros(()),
-            "energy": jnp.zeros(()),
-            "fuse": jax.random.bernoulli(fuse_key, self.p_fuse).astype(jnp.float32),
-        }
-        return self._state(physics, jnp.zeros(()))
-
-    def step(self, state: State, action: jax.Array) -> State:
-        physics = state.pipeline_state
-        t = physics["t"] + 1.0
-        boom = (physics["fuse"] > 0) & (t == EXPLODE_AT)
-        v = 0.9 * physics["v"] + 0.1 * action
-        energy = physics["energy"] + jnp.sum(v**2)
-        if self.mode == "nan":
-            v = jnp.where(boom, jnp.nan, v)
-        elif self.mode == "huge":
-            v = jnp.where(boom, 1e12, v)
-        else:
-            energy = jnp.where(boom, jnp.inf, energy)
-        x = physics["x"] + 0.1 * v
-        physics = {**physics, "x": x, "v": v, "t": t, "energy": energy}
-        return self._state(physics, -jnp.linalg.norm(x))
+def exploding_env(episode_length: int = 20, blowup: str = "nan", p_fuse: float = 0.5) -> PointMass:
+    """The shared test point mass (envs.testing), whose fused envs blow up at step EXPLODE_AT."""
+    return PointMass(episode_length, blowup=blowup, p_fuse=p_fuse, explode_at=EXPLODE_AT)
 
 
 def rollout_fn(env) -> Callable[[State, jax.Array], list[State]]:
@@ -99,7 +55,7 @@ def test_physics_unstable_reads_python_scalar_leaves():
 
 @pytest.mark.parametrize("mode", ["nan", "huge", "hidden_inf"])
 def test_blown_up_env_is_reset_and_counted_others_untouched(mode):
-    env = training_env(ExplodingEnv(mode=mode, p_fuse=0.0))
+    env = training_env(exploding_env(blowup=mode, p_fuse=0.0))
     n_envs, bad = 4, 1
     clean = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), n_envs))
     physics = clean.pipeline_state
@@ -142,9 +98,9 @@ def test_cpu_backend_reports_mujoco_blowups_as_nan(monkeypatch, tmp_path):
 def test_training_continues_through_blow_ups(monkeypatch):
     from purejaxsphere import load_config, make_train
 
-    monkeypatch.setitem(registry._REGISTRY, ExplodingEnv.name, ExplodingEnv)  # registered for this test only
+    monkeypatch.setitem(registry._REGISTRY, PointMass.name, exploding_env)  # registered for this test only
     cfg = load_config(
-        f"tasks=[{ExplodingEnv.name}]", "seeds=[0,1]", "num_envs=4", "ppo.n_steps=8", "ppo.minibatch_size=16",
+        f"tasks=[{PointMass.name}]", "seeds=[0,1]", "num_envs=4", "ppo.n_steps=8", "ppo.minibatch_size=16",
         "ppo.update_epochs=2", "network.hidden_sizes=[16]", "network.gate_hidden_sizes=[16]",
         "network.critic_hidden_sizes=[16]", "network.n_experts=3", "eval.interval=64", "eval.episodes=4",
         "episode_length=10", "total_timesteps=128",

@@ -13,7 +13,7 @@ import imageio.v2 as imageio
 import jax
 import numpy as np
 import pytest
-from test_train import TINY
+from conftest import TINY
 
 from purejaxsphere import evaluate, headless, render
 from purejaxsphere.cli import main

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from purejaxsphere.cli import main
-from test_train import TINY
+from conftest import TINY
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TASKS = ["brax/reacher", "brax/inverted_double_pendulum"]

@@ -5,15 +5,14 @@ import json
 import numpy as np
 import pytest
 
+from conftest import TINY
 from purejaxsphere import load_config, make_train
 from purejaxsphere.cli import main
 from purejaxsphere.config import ConfigError
 
 ONE_TASK = [
-    "tasks=[brax/reacher]", "num_envs=4", "ppo.n_steps=8", "ppo.minibatch_size=16", "ppo.update_epochs=2",
-    "network.hidden_sizes=[16,16]", "network.gate_hidden_sizes=[16]", "network.critic_hidden_sizes=[16]",
-    "network.n_experts=3", "eval.interval=64", "eval.episodes=2", "episode_length=20", "total_timesteps=64",
-    "progress=false", "wandb.mode=disabled", "checkpoint.enabled=false", "algo=moe_topk_sphere", "seeds=[3]",
+    *TINY, "diagnostics.enabled=true", "tasks=[brax/reacher]", "total_timesteps=64", "progress=false",
+    "wandb.mode=disabled", "checkpoint.enabled=false", "algo=moe_topk_sphere", "seeds=[3]",
 ]
 COMPARED = ("policy_loss", "value_loss", "sphere_loss", "sphere_coef", "approx_kl", "eval_return", "entk_rank")
 

@@ -5,15 +5,11 @@ import re
 
 import pytest
 
+from conftest import TINY
 from purejaxsphere.cli import main
 from purejaxsphere.tracking import scalar_items, wandb_run_id
 
-ONE_TASK = [
-    "tasks=[brax/reacher]", "num_envs=4", "ppo.n_steps=8", "ppo.minibatch_size=16", "ppo.update_epochs=2",
-    "network.hidden_sizes=[16,16]", "network.gate_hidden_sizes=[16]", "network.critic_hidden_sizes=[16]",
-    "network.n_experts=3", "eval.interval=64", "eval.episodes=2", "episode_length=20", "total_timesteps=64",
-    "seeds=2", "progress=false", "checkpoint.enabled=false", "diagnostics.enabled=false",
-]
+ONE_TASK = [*TINY, "tasks=[brax/reacher]", "total_timesteps=64", "seeds=2", "progress=false", "checkpoint.enabled=false"]
 
 
 def wandb_summary_value(log: bytes, key: str):

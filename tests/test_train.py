@@ -6,33 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from purejaxsphere import load_config, make_train
+from conftest import TINY, leaves_close, tiny
+from purejaxsphere import make_train
 from purejaxsphere.cli import main
-
-TINY = [
-    "num_envs=4",
-    "ppo.n_steps=8",
-    "ppo.minibatch_size=16",
-    "ppo.update_epochs=2",
-    "network.hidden_sizes=[16,16]",
-    "network.gate_hidden_sizes=[16]",
-    "network.critic_hidden_sizes=[16]",
-    "network.n_experts=3",
-    "eval.interval=64",  # 2 updates per chunk
-    "eval.episodes=2",
-    "episode_length=20",
-    "diagnostics.enabled=false",  # tests that check diagnostics turn them on (they add compile time to every chunk)
-]
-
-
-def tiny(*overrides):
-    return load_config(*TINY, *overrides)
-
-
-def leaves_close(a, b, **kwargs):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), **kwargs)
-
 
 @pytest.fixture(scope="module")
 def three_seed_run():

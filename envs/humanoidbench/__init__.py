@@ -24,9 +24,3 @@ def make_task(short: str, **kwargs: Any):
 
     return H1Task(get_spec(short), **kwargs)
 
-
-def register_humanoidbench() -> None:
-    from envs.registry import register
-
-    for short in TASK_NAMES:
-        register(f"humanoidbench/{short}", lambda _short=short, **kwargs: make_task(_short, **kwargs))

@@ -249,6 +249,7 @@ class H1Task:
     has_success = True
     observation_size = NQ + NV
     action_size = NU
+    n_substeps = FRAME_SKIP
 
     def __init__(
         self,
@@ -276,6 +277,8 @@ class H1Task:
             self.backend = CpuBackend(spec, num_threads, self.libccd)
         else:
             raise ValueError(f"physics must be 'mjx' or 'cpu', got {physics!r}{WARP_NOT_BUILT if physics == 'warp' else ''}")
+        self.mj_model = load_model(spec, self.libccd)  # the untouched model (the MJX backend steps a rewrite)
+        self.dt = float(self.mj_model.opt.timestep * FRAME_SKIP)
         model = self.backend.mj_model
         if (model.nq, model.nv, model.nu) != (NQ, NV, NU):
             raise AssertionError(f"unexpected model sizes {(model.nq, model.nv, model.nu)}")

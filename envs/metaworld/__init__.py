@@ -6,7 +6,7 @@
   positions are drawn once (from `seed`) and kept for every episode; True draws new ones at every reset.
 - `task.cpu()`: the same task on C MuJoCo with the untouched model (gymnasium.Env).
 - `reference(name, seed=None)`: the real `metaworld` environment (goal observable), the reference of the tests.
-- `task.compat`: the record of what the MJX model changes (see model.py).
+- `task.compat_record`: what the MJX model changes, as `envs.mjx_compat.Change`s (see model.py).
 See docs/metaworld.md.
 """
 

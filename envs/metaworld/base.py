@@ -13,9 +13,10 @@ Facts from metaworld 3.1.1 (sawyer_xyz_env.py), re-implemented in JAX:
   object slots pos+quat zero-padded to 14) + previous step's 18 (= current at reset) + goal pos (3,). After a step
   the observation is clipped to the observation box (hand to the hand space, gripper to [-1, 1], goal to the
   task's goal space) and the reward is computed from the clipped observation; the reset observation is not clipped.
-- Physics: `physics="mjx"` (the rewritten model, model.py) or `physics="cpu"` (C MuJoCo on the package's model
-  behind jax.pure_callback, envs/cpu.py); both feed the same view (body/site/geom frames, qpos, pad contact forces)
-  to the same observation and reward functions.
+- Physics: `task.backend`, built once from `physics` (physics.py): `MjxBackend` (the rewritten model, model.py) or
+  `CpuBackend` (C MuJoCo on the package's model behind jax.pure_callback, envs/cpu.py). `reset_to` and `step` call
+  the same backend methods either way, and both backends feed the same view (body/site/geom frames, qpos, pad
+  contact forces) to the same observation and reward functions.
 - Reset configuration: the package's goal-observable constructors sample the random reset vector once per
   instance (`_freeze_rand_vec`); here that is the default (`randomize_each_episode=False`: the vector is drawn
   once from `seed` at construction and every episode of every env uses it). `randomize_each_episode=True` draws
@@ -34,16 +35,22 @@ import mujoco
 import numpy as np
 from flax import struct
 
+from envs import mjx_compat
 from envs.core import State
 from envs.metaworld.model import load_models
+from envs.metaworld.physics import (
+    FRAME_SKIP,
+    HAND_RESET_STEPS,
+    MOCAP_QUAT,
+    CpuBackend,
+    MjxBackend,
+    view_from_mujoco,
+)
 from envs.warp import WARP_NOT_BUILT
 
 HAND_SPACE_LOW = np.array([-0.525, 0.348, -0.0525])
 HAND_SPACE_HIGH = np.array([0.525, 1.025, 0.7])
-MOCAP_QUAT = np.array([1.0, 0.0, 1.0, 0.0])
 ACTION_SCALE = 1.0 / 100.0
-FRAME_SKIP = 5
-HAND_RESET_STEPS = 50
 INFO_KEYS = ("success", "near_object", "grasp_success", "grasp_reward", "in_place_reward", "obj_to_target",
              "unscaled_reward")
 
@@ -52,50 +59,14 @@ INFO_KEYS = ("success", "near_object", "grasp_success", "grasp_reward", "in_plac
 class SawyerPipelineState:
     """What a MetaWorld env carries between steps (under `State.pipeline_state`)."""
 
-    data: Any  # mjx.Data
+    data: Any  # the backend's physics state: mjx.Data (MjxBackend) or a dict of arrays (CpuBackend)
     body_pos: jax.Array  # (3,) position of the task's movable fixture body (box, faucet, window, ...), or zeros
     prev: jax.Array  # (18,) previous observation frame (unclipped)
     episode: dict  # per-episode constants: rand_vec, target_pos, obj_init_pos, init_tcp, ...
 
 
-def view_from_mjx(data) -> dict:
-    """The physics quantities the tasks read, from an mjx.Data."""
-    return dict(xpos=data.xpos, xquat=data.xquat, xmat=data.xmat, site_xpos=data.site_xpos,
-                geom_xpos=data.geom_xpos, geom_xmat=data.geom_xmat, qpos=data.qpos)
-
-
-def view_from_mujoco(data: mujoco.MjData) -> dict:
-    """The same quantities from a C MuJoCo MjData (copies)."""
-    return dict(xpos=data.xpos.copy(), xquat=data.xquat.copy(),
-                xmat=data.xmat.reshape(-1, 3, 3).copy(), site_xpos=data.site_xpos.copy(),
-                geom_xpos=data.geom_xpos.copy(), geom_xmat=data.geom_xmat.reshape(-1, 3, 3).copy(),
-                qpos=data.qpos.copy())
-
-
-def touch_forces(data: mujoco.MjData, pads: tuple[int, int], obj: int) -> np.ndarray:
-    """The package's `touching_object` sums: first-row constraint force of (pad, object) contacts, per pad."""
-    out = np.zeros(2)
-    if obj < 0:
-        return out.astype(np.float32)
-    for i in range(data.ncon):
-        c = data.contact[i]
-        pair = (c.geom1, c.geom2)
-        if obj not in pair:
-            continue
-        for side, pad in enumerate(pads):
-            if pad in pair:
-                out[side] += data.efc_force[c.efc_address]
-    return out.astype(np.float32)
-
-
-def _mjx():
-    from mujoco import mjx
-
-    return mjx
-
-
 class SawyerTask:
-    """A MetaWorld v3 task in MJX. Subclasses set the class constants and the task hooks below."""
+    """A MetaWorld v3 task on MJX or C MuJoCo (`backend`). Subclasses set the class constants and the task hooks."""
 
     # --- set by subclasses -------------------------------------------------------------------------------------
     short_name: str = ""  # e.g. "hammer-v3"
@@ -116,6 +87,7 @@ class SawyerTask:
     observation_size = 39
     action_size = 4
     has_success = True
+    n_substeps = FRAME_SKIP
 
     def __init__(self, episode_length: int = 500, randomize_each_episode: bool = False, seed: int = 0,
                  rand_vec=None, physics: str = "mjx", num_threads: int | None = None):
@@ -132,11 +104,25 @@ class SawyerTask:
         self.episode_length = int(episode_length)
         self.randomize_each_episode = bool(randomize_each_episode)
         self.seed = int(seed)
-        self.reference_model, self.mjx_mj_model, self.compat = load_models(self.xml)
+        mjx_mj_model = self._load_models()
+        self._init_spaces()
+        if rand_vec is None:
+            rand_vec = self.sample_rand_vec(jax.random.PRNGKey(self.seed))
+        self.fixed_rand_vec = np.asarray(rand_vec, np.float64)
+        if self.fixed_rand_vec.shape != (len(self.rand_low),):
+            raise ValueError(f"rand_vec must have shape ({len(self.rand_low)},), got {self.fixed_rand_vec.shape}")
+        self._init_constants()
+        self.backend: MjxBackend | CpuBackend = self._make_backend(mjx_mj_model, num_threads)
+
+    def _load_models(self) -> mujoco.MjModel:
+        """Load the package's model (`mj_model`) and its MJX rewrite (returned), and look up the fixture body."""
+        self.mj_model, mjx_mj_model, compat = load_models(self.xml)
+        self.compat_record: list[mjx_compat.Change] = compat.changes()
         for body, pos in self.fixed_model_body_pos.items():
-            self.reference_model.body(body).pos = pos
-            self.mjx_mj_model.body(body).pos = pos
-        m = self.reference_model
+            self.mj_model.body(body).pos = pos
+            mjx_mj_model.body(body).pos = pos
+        m = self.mj_model
+        self.dt = float(m.opt.timestep * FRAME_SKIP)
         self.ids = _Ids(m)
         self.moved_body_id = m.body(self.moved_body).id if self.moved_body else -1
         if self.moved_body_id >= 0 and m.body_parentid[self.moved_body_id] != 0:
@@ -146,6 +132,10 @@ class SawyerTask:
         self._fixture_bodies = (m.body_rootid == self.moved_body_id) & (self.moved_body_id >= 0)
         self._fixture_sites = self._fixture_bodies[m.site_bodyid]
         self._fixture_geoms = self._fixture_bodies[m.geom_bodyid]
+        return mjx_mj_model
+
+    def _init_spaces(self) -> None:
+        """The mocap bounds, goal space and observation box (float64 bounds, float32 box, as the package's)."""
         self.mocap_low = np.array(self.hand_low, np.float64)
         self.mocap_high = np.array(self.hand_high, np.float64)
         self.goal_space_low = np.array(self.goal_low, np.float64)
@@ -154,18 +144,16 @@ class SawyerTask:
                                        np.full(14, -np.inf), self.goal_space_low]).astype(np.float32)
         self.obs_high = np.concatenate([HAND_SPACE_HIGH, [1.0], np.full(14, np.inf), HAND_SPACE_HIGH, [1.0],
                                         np.full(14, np.inf), self.goal_space_high]).astype(np.float32)
-        if rand_vec is None:
-            rand_vec = self.sample_rand_vec(jax.random.PRNGKey(self.seed))
-        self.fixed_rand_vec = np.asarray(rand_vec, np.float64)
-        if self.fixed_rand_vec.shape != (len(self.rand_low),):
-            raise ValueError(f"rand_vec must have shape ({len(self.rand_low)},), got {self.fixed_rand_vec.shape}")
-        self._init_constants()
-        self.mjx_model = None
-        self.cpu_physics = None
-        if physics == "mjx":
-            self.mjx_model = _mjx().put_model(self.mjx_mj_model)  # built here: never inside a trace
-        else:
-            self.cpu_physics = self._make_cpu_physics(num_threads)
+
+    def _make_backend(self, mjx_mj_model: mujoco.MjModel, num_threads: int | None) -> MjxBackend | CpuBackend:
+        pads = (self.ids.geom["leftpad_geom"], self.ids.geom["rightpad_geom"])
+        obj = self.ids.geom["objGeom"] if self.needs_touch else -1
+        if self.physics == "mjx":
+            return MjxBackend(mjx_mj_model, self.moved_body_id, pads, obj)
+        m = copy.deepcopy(self.mj_model)
+        if self.moved_body_id >= 0:  # one model for all envs: the fixture where the fixed configuration puts it
+            m.body_pos[self.moved_body_id] = self.fixture_position(self.fixed_rand_vec)
+        return CpuBackend(m, pads, obj, num_threads)
 
     # --- constants of the task (C MuJoCo, once) ----------------------------------------------------------------
     def fixture_position(self, rand) -> np.ndarray:
@@ -182,7 +170,7 @@ class SawyerTask:
         only where an object rests on it during the hand reset (peg-unplug-side's plug: its leftover angular
         velocity, which the package's placement does not zero).
         """
-        m = copy.deepcopy(self.reference_model)
+        m = copy.deepcopy(self.mj_model)
         if self.moved_body_id >= 0:
             m.body_pos[self.moved_body_id] = fixture_pos
         d = mujoco.MjData(m)
@@ -287,16 +275,6 @@ class SawyerTask:
             obs = jnp.clip(obs, self.obs_low, self.obs_high)
         return obs, current
 
-    def reset_pieces(self, rand, view_fn, hr, hr_view):
-        """Reset logic shared by the JAX backends. `view_fn(qpos, qvel, body_pos) -> view` runs the kinematics."""
-        qpos, qvel = self.place(jnp.asarray(hr["qpos"], jnp.float32), jnp.asarray(hr["qvel"], jnp.float32), rand)
-        body_pos = self.fixture(rand)
-        view = view_fn(qpos, qvel, body_pos)
-        if self.stale_reset_view:
-            view = self.move_fixture({k: jnp.asarray(v, jnp.float32) for k, v in hr_view.items()}, body_pos)
-        episode, obs = self.reset_outputs(view, rand)
-        return qpos, qvel, body_pos, episode, obs, self.after_reset_obs(qpos)
-
     def reset_outputs(self, view, rand) -> tuple[dict, jax.Array]:
         """The episode constants and the reset observation (previous frame = current frame, unclipped)."""
         episode = self.episode_constants(view, rand)
@@ -333,83 +311,7 @@ class SawyerTask:
         a = jnp.clip(action[:3], -1.0, 1.0)
         return jnp.clip(mocap_pos + a * ACTION_SCALE, self.mocap_low, self.mocap_high)
 
-    # --- MJX backend -------------------------------------------------------------------------------------------
-    def _model_with(self, body_pos):
-        model = self.mjx_model
-        if self.moved_body_id < 0:
-            return model
-        return model.replace(body_pos=model.body_pos.at[self.moved_body_id].set(body_pos))
-
-    def _touch_mjx(self, data):
-        """Summed first-row contact force of (left pad, main object) and (right pad, main object) contacts."""
-        contact = data.contact
-        if contact.geom.shape[0] == 0:
-            return jnp.zeros(2)
-        addr = contact.efc_address
-        force = jnp.where(addr >= 0, data.efc_force[jnp.maximum(addr, 0)], 0.0)
-        g1, g2 = contact.geom[:, 0], contact.geom[:, 1]
-        obj = self.ids.geom["objGeom"]
-
-        def between(pad):
-            return ((g1 == pad) & (g2 == obj)) | ((g2 == pad) & (g1 == obj))
-
-        left = jnp.sum(jnp.where(between(self.ids.geom["leftpad_geom"]), force, 0.0))
-        right = jnp.sum(jnp.where(between(self.ids.geom["rightpad_geom"]), force, 0.0))
-        return jnp.stack([left, right])
-
-    # --- CPU physics backend (envs.cpu.CpuPhysics) ------------------------------------------------------------
-    def _make_cpu_physics(self, num_threads):
-        from envs.cpu import CpuPhysics
-
-        m = copy.deepcopy(self.reference_model)
-        if self.moved_body_id >= 0:  # one model for all envs: the fixture where the fixed configuration puts it
-            m.body_pos[self.moved_body_id] = self.fixture_position(self.fixed_rand_vec)
-        outputs = dict(xpos=(m.nbody, 3), xquat=(m.nbody, 4), xmat=(m.nbody, 3, 3), site_xpos=(m.nsite, 3),
-                       geom_xpos=(m.ngeom, 3), geom_xmat=(m.ngeom, 3, 3), qpos=(m.nq,), touch=(2,))
-        pads = (self.ids.geom["leftpad_geom"], self.ids.geom["rightpad_geom"])
-        obj = self.ids.geom["objGeom"] if self.needs_touch else -1
-
-        def extract(model, data):
-            mujoco.mj_forward(model, data)  # the package reads everything after a forward pass of the new state
-            out = view_from_mujoco(data)
-            out["touch"] = touch_forces(data, pads, obj)
-            return out
-
-        return CpuPhysics(m, n_substeps=FRAME_SKIP, outputs=outputs, extract=extract,
-                          input_fields=("ctrl", "mocap_pos", "mocap_quat"), num_threads=num_threads)
-
-    def _reset_cpu(self, rand, hr, hr_view) -> State:
-        physics = self.cpu_physics
-        inputs = dict(ctrl=jnp.asarray(hr["ctrl"], jnp.float32),
-                      mocap_pos=jnp.asarray(hr["mocap_pos"], jnp.float32).reshape(-1),
-                      mocap_quat=jnp.asarray(hr["mocap_quat"], jnp.float32).reshape(-1))
-        qacc = jnp.asarray(hr["qacc_warmstart"], jnp.float32)
-
-        def view_fn(qpos, qvel, body_pos):
-            out = physics.forward(physics.init_state(qpos=qpos, qvel=qvel, qacc_warmstart=qacc), inputs)
-            return {k: v for k, v in out.items() if k != "touch"}
-
-        qpos, qvel, body_pos, episode, obs, qpos_after = self.reset_pieces(rand, view_fn, hr, hr_view)
-        data = dict(physics=physics.init_state(qpos=qpos_after, qvel=qvel, qacc_warmstart=qacc),
-                    mocap_pos=jnp.asarray(hr["mocap_pos"], jnp.float32))
-        pipeline = SawyerPipelineState(data=data, body_pos=jnp.asarray(body_pos, jnp.float32),
-                                       prev=obs[:18], episode=episode)
-        info = {k: jnp.zeros((), jnp.float32) for k in INFO_KEYS}
-        return State(pipeline_state=pipeline, obs=obs, reward=jnp.zeros((), jnp.float32),
-                     done=jnp.zeros((), jnp.float32), info=info)
-
-    def _step_cpu(self, state: State, action: jax.Array) -> State:
-        ps: SawyerPipelineState = state.pipeline_state
-        action = jnp.asarray(action, jnp.float32)
-        mocap = ps.data["mocap_pos"].at[0].set(self.mocap_target(ps.data["mocap_pos"][0], action))
-        inputs = dict(ctrl=jnp.stack([action[3], -action[3]]), mocap_pos=mocap.reshape(-1),
-                      mocap_quat=jnp.tile(jnp.asarray(MOCAP_QUAT, jnp.float32), mocap.shape[0]))
-        physics_state, out = self.cpu_physics.step(ps.data["physics"], inputs)
-        touch = out.pop("touch")
-        obs, current, reward, info = self.step_outputs(out, ps.prev, ps.episode, action, touch)
-        pipeline = ps.replace(data=dict(physics=physics_state, mocap_pos=mocap), prev=current)
-        return State(pipeline_state=pipeline, obs=obs, reward=reward, done=jnp.zeros((), jnp.float32), info=info)
-
+    # --- the Env protocol (physics in `self.backend`: envs/metaworld/physics.py) ------------------------------
     def reset_to(self, rand, hand_reset: tuple[dict, dict] | None = None) -> State:
         """Reset with a given random reset vector (pure; what `reset` calls).
 
@@ -418,25 +320,13 @@ class SawyerTask:
         peg-unplug-side's plug notices the difference); the arrays may carry a batch axis under vmap.
         """
         hr, hr_view = hand_reset if hand_reset is not None else (self.hand_reset_state, self.hand_reset_view)
-        if self.physics == "cpu":
-            return self._reset_cpu(rand, hr, hr_view)
-        mjx = _mjx()
-        base = mjx.make_data(self.mjx_model)
-        base = base.replace(qacc_warmstart=jnp.asarray(hr["qacc_warmstart"], base.qacc_warmstart.dtype),
-                            mocap_pos=jnp.asarray(hr["mocap_pos"], base.mocap_pos.dtype),
-                            mocap_quat=jnp.asarray(hr["mocap_quat"], base.mocap_quat.dtype),
-                            ctrl=jnp.asarray(hr["ctrl"], base.ctrl.dtype))
-        holder = {}
-
-        def view_fn(qpos, qvel, body_pos):
-            model = self._model_with(body_pos)
-            data = base.replace(qpos=qpos, qvel=qvel)
-            data = mjx.com_pos(model, mjx.kinematics(model, data))
-            holder["data"] = data
-            return view_from_mjx(data)
-
-        qpos, qvel, body_pos, episode, obs, qpos_after = self.reset_pieces(rand, view_fn, hr, hr_view)
-        data = holder["data"].replace(qpos=qpos_after)
+        qpos, qvel = self.place(jnp.asarray(hr["qpos"], jnp.float32), jnp.asarray(hr["qvel"], jnp.float32), rand)
+        body_pos = self.fixture(rand)
+        data, view = self.backend.start(hr, qpos, qvel, body_pos)
+        if self.stale_reset_view:
+            view = self.move_fixture({k: jnp.asarray(v, jnp.float32) for k, v in hr_view.items()}, body_pos)
+        episode, obs = self.reset_outputs(view, rand)
+        data = self.backend.set_qpos(data, self.after_reset_obs(qpos))
         pipeline = SawyerPipelineState(data=data, body_pos=jnp.asarray(body_pos, jnp.float32),
                                        prev=obs[:18], episode=episode)
         info = {k: jnp.zeros((), jnp.float32) for k in INFO_KEYS}
@@ -451,35 +341,19 @@ class SawyerTask:
         return self.reset_to(rand)
 
     def step(self, state: State, action: jax.Array) -> State:
-        if self.physics == "cpu":
-            return self._step_cpu(state, action)
-        mjx = _mjx()
         ps: SawyerPipelineState = state.pipeline_state
-        model = self._model_with(ps.body_pos)
         action = jnp.asarray(action, jnp.float32)
-        data = ps.data
-        mocap = data.mocap_pos.at[0].set(self.mocap_target(data.mocap_pos[0], action))
-        quat = jnp.broadcast_to(jnp.asarray(MOCAP_QUAT, data.mocap_quat.dtype), data.mocap_quat.shape)
-        ctrl = jnp.stack([action[3], -action[3]]).astype(data.ctrl.dtype)
-        data = data.replace(mocap_pos=mocap, mocap_quat=quat, ctrl=ctrl)
-        data = jax.lax.fori_loop(0, FRAME_SKIP, lambda _, d: mjx.step(model, d), data)
-        # Contact forces of the last substep (the package reads them after a fresh forward pass; a second copy of
-        # the collision and solver code would double the compile time for one info flag).
-        touch = self._touch_mjx(data) if self.needs_touch else jnp.zeros(2)
-        data = mjx.com_pos(model, mjx.kinematics(model, data))
-        obs, current, reward, info = self.step_outputs(view_from_mjx(data), ps.prev, ps.episode, action, touch)
+        mocap = self.backend.mocap_pos(ps.data)
+        mocap = mocap.at[0].set(self.mocap_target(mocap[0], action))
+        ctrl = jnp.stack([action[3], -action[3]])
+        data, view, touch = self.backend.step(ps.data, ps.body_pos, mocap, ctrl)
+        obs, current, reward, info = self.step_outputs(view, ps.prev, ps.episode, action, touch)
         pipeline = ps.replace(data=data, prev=current)
         return State(pipeline_state=pipeline, obs=obs, reward=reward, done=jnp.zeros((), jnp.float32), info=info)
 
     def simulate_hand_reset(self):
         """The package's 50-step hand reset, run in MJX from the model's initial state (returns mjx.Data)."""
-        mjx = _mjx()
-        model = self.mjx_model
-        data = mjx.make_data(model)
-        data = data.replace(mocap_pos=data.mocap_pos.at[0].set(jnp.asarray(self.hand_init_pos, jnp.float32)),
-                            mocap_quat=data.mocap_quat.at[0].set(jnp.asarray(MOCAP_QUAT, jnp.float32)),
-                            ctrl=jnp.array([-1.0, 1.0], data.ctrl.dtype))
-        return jax.lax.fori_loop(0, HAND_RESET_STEPS * FRAME_SKIP, lambda _, d: mjx.step(model, d), data)
+        return self.backend.hand_reset(self.hand_init_pos)
 
     # --- other backends ----------------------------------------------------------------------------------------
     def cpu(self, **kwargs):

@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from envs.metaworld.base import ACTION_SCALE, FRAME_SKIP, MOCAP_QUAT, touch_forces, view_from_mujoco
+from envs.metaworld.base import ACTION_SCALE
+from envs.metaworld.physics import FRAME_SKIP, MOCAP_QUAT, touch_forces, view_from_mujoco
 
 
 class MetaWorldCPUEnv(gym.Env):
@@ -28,7 +29,7 @@ class MetaWorldCPUEnv(gym.Env):
         self.task = task
         self.randomize_each_episode = (task.randomize_each_episode if randomize_each_episode is None
                                        else bool(randomize_each_episode))
-        self.model = copy.deepcopy(task.reference_model)
+        self.model = copy.deepcopy(task.mj_model)
         self.data = mujoco.MjData(self.model)
         self.observation_space = gym.spaces.Box(task.obs_low, task.obs_high, dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)

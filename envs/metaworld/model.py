@@ -27,6 +27,8 @@ import os
 import mujoco
 import numpy as np
 
+from envs.mjx_compat import Change
+
 CYLINDER_SIDES = 16
 MAX_HULL_VERT = 64
 
@@ -40,6 +42,17 @@ class CompatRecord:
     meshes_hull_bounded: tuple[str, ...]  # meshes whose hull had more than MAX_HULL_VERT vertices
     margins_zeroed: tuple[str, ...]  # geoms whose contact margin was set to 0
     unchanged_model_accepted_by_mjx: bool
+
+    def changes(self) -> list[Change]:
+        """The record as `mjx_compat.Change`s, the record type of every MJX rewrite (HumanoidBench's too)."""
+        kinds = (("cylinder_to_prism", self.cylinders_to_prisms), ("maxhullvert", self.meshes_hull_bounded),
+                 ("margin", self.margins_zeroed))
+        out = []
+        for kind, lines in kinds:
+            for line in lines:
+                target, detail = line.split(": ", 1)
+                out.append(Change(kind, target if kind != "maxhullvert" else f"mesh {target}", detail))
+        return out
 
     def summary(self) -> str:
         return (

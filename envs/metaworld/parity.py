@@ -50,8 +50,9 @@ class ParityResult:
 
 def _sync_jax_cpu(task, state, ref, tile=lambda x: x):
     d = ref.data
-    physics = task.cpu_physics.init_state(qpos=np.asarray(d.qpos, np.float64), qvel=np.asarray(d.qvel, np.float64),
-                                          qacc_warmstart=np.asarray(d.qacc_warmstart, np.float64))
+    physics = task.backend.physics.init_state(qpos=np.asarray(d.qpos, np.float64),
+                                              qvel=np.asarray(d.qvel, np.float64),
+                                              qacc_warmstart=np.asarray(d.qacc_warmstart, np.float64))
     data = dict(physics=jax.tree.map(tile, physics), mocap_pos=tile(jnp.asarray(d.mocap_pos, jnp.float32)))
     ps = state.pipeline_state.replace(data=data, prev=tile(jnp.asarray(ref._prev_obs, jnp.float32)))
     return state.replace(pipeline_state=ps)

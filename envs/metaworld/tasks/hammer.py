@@ -21,7 +21,7 @@ class Hammer(SawyerTask):
         super()._init_constants()
         # The goal is the "goal" site after the hand reset (the nail box never moves).
         self.target_pos = self.hand_reset_view["site_xpos"][self.ids.site["goal"]].copy()
-        self.nail_qposadr = int(self.reference_model.jnt_qposadr[self.ids.joint["NailSlideJoint"]])
+        self.nail_qposadr = int(self.mj_model.jnt_qposadr[self.ids.joint["NailSlideJoint"]])
 
     def place(self, qpos, qvel, rand):
         return qpos.at[9:12].set(rand), qvel.at[9:15].set(0.0)

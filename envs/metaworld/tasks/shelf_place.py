@@ -21,7 +21,7 @@ class ShelfPlace(PuckTask):
 
     def _init_constants(self):
         super()._init_constants()
-        self.goal_site_local = np.array(self.reference_model.site_pos[self.ids.site["goal"]])
+        self.goal_site_local = np.array(self.mj_model.site_pos[self.ids.site["goal"]])
 
     def fixture(self, rand):
         return rand[3:6] - jnp.array([0.0, 0.0, 0.3])

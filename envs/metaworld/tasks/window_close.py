@@ -25,7 +25,7 @@ class WindowClose(SawyerTask):
 
     def _init_constants(self):
         super()._init_constants()
-        self.slide_qposadr = int(self.reference_model.jnt_qposadr[self.ids.joint["window_slide"]])
+        self.slide_qposadr = int(self.mj_model.jnt_qposadr[self.ids.joint["window_slide"]])
 
     def place(self, qpos, qvel, rand):
         return qpos, qvel
