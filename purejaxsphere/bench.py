@@ -202,9 +202,9 @@ def trainer_programs(trainer: Trainer) -> dict[str, Program]:
     collection = jax_program(rollout, state, trainer.plan.batch_size * n_seeds, with_outputs=True)
     chunk, chunk_compile = trainer.compiled_chunk(0, state)
     steps = trainer.plan.steps_per_chunk * n_seeds
-    fault, n_updates = trainer.fault_vector(0, 0), trainer.chunk_updates(0)  # zeros: no fault injection
+    n_updates = trainer.chunk_updates(0)
     return {"collection": collection,
-            "trainer": Program(lambda s: chunk(s, fault, n_updates)[0], state, steps, chunk_compile, chunk)}
+            "trainer": Program(lambda s: chunk(s, n_updates)[0], state, steps, chunk_compile, chunk)}
 
 
 def program_memory(compiled: Any) -> Optional[dict[str, int]]:

@@ -215,12 +215,20 @@ def linear_learning_rate(ppo: PPOConfig, progress: jax.Array) -> jax.Array:
     return ppo.learning_rate + fraction * (ppo.final_learning_rate - ppo.learning_rate)
 
 
-class UpdateState(NamedTuple):
+class Learner(NamedTuple):
+    """What the minibatch steps change: both networks' parameters and optimizer states, and the learning rate."""
+
     actor_params: PyTree
     critic_params: PyTree
     actor_opt_state: Any
     critic_opt_state: Any
     learning_rate: jax.Array
+
+
+class UpdateState(NamedTuple):
+    """The carry of an update's epochs x minibatches scan."""
+
+    learner: Learner
     stopped: jax.Array  # early_stop schedule: no further updates in this rollout's epochs
 
 
@@ -240,36 +248,37 @@ def minibatch_update(
 
     `reference_params` (the actor's initial parameters) is read only by the L2-init penalty.
     """
+    learner = state.learner
     actor_grads, diagnostics = actor_gradient(
-        state.actor_params, actor_apply, batch, ppo, sphere_cfg, plasticity_cfg, reference_params
+        learner.actor_params, actor_apply, batch, ppo, sphere_cfg, plasticity_cfg, reference_params
     )
 
     def critic_objective(params):
         return ppo.vf_coef * value_loss(critic_apply(params, batch.obs), batch.target)
 
-    scaled_value_loss, critic_grads = jax.value_and_grad(critic_objective)(state.critic_params)
+    scaled_value_loss, critic_grads = jax.value_and_grad(critic_objective)(learner.critic_params)
     approx_kl = diagnostics["approx_kl"]
     stopped = state.stopped
     if ppo.lr_schedule == "early_stop":
         stopped = stopped | (approx_kl > 1.5 * ppo.target_kl)
     actor_params, actor_opt_state = apply_update(
-        optimizer, state.actor_params, state.actor_opt_state, actor_grads, state.learning_rate
+        optimizer, learner.actor_params, learner.actor_opt_state, actor_grads, learner.learning_rate
     )
     critic_params, critic_opt_state = apply_update(
-        optimizer, state.critic_params, state.critic_opt_state, critic_grads, state.learning_rate
+        optimizer, learner.critic_params, learner.critic_opt_state, critic_grads, learner.learning_rate
     )
-    new = UpdateState(actor_params, critic_params, actor_opt_state, critic_opt_state, state.learning_rate, stopped)
+    new = Learner(actor_params, critic_params, actor_opt_state, critic_opt_state, learner.learning_rate)
     if ppo.lr_schedule == "early_stop":
         # Masked (not skipped) so the epoch loop stays one compiled scan: a stopped update leaves everything as it
         # was. Only this schedule can stop: the mask copies every parameter and moment (~10% of a CPU step).
-        new = jax.tree.map(lambda n, o: jnp.where(stopped, o, n), new, state)._replace(stopped=stopped)
+        new = jax.tree.map(lambda n, o: jnp.where(stopped, o, n), new, learner)
     if ppo.lr_schedule == "adaptive":
-        new = new._replace(learning_rate=adapt_learning_rate(state.learning_rate, approx_kl, ppo.target_kl))
+        new = new._replace(learning_rate=adapt_learning_rate(learner.learning_rate, approx_kl, ppo.target_kl))
     diagnostics = dict(diagnostics)
     diagnostics.update(
         value_loss=scaled_value_loss / ppo.vf_coef,
-        learning_rate=state.learning_rate,
+        learning_rate=learner.learning_rate,
         actor_grad_norm=sphere.global_norm(actor_grads),
         update_applied=1.0 - stopped.astype(jnp.float32),
     )
-    return new, diagnostics
+    return UpdateState(new, stopped), diagnostics
