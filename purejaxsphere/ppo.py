@@ -119,31 +119,10 @@ def actor_objectives(
     return (policy_objective, sphere_loss, gating_loss), diagnostics
 
 
-def actor_gradient(
-    actor_params: PyTree,
-    actor_apply: ApplyFn,
-    batch: Batch,
-    ppo: PPOConfig,
-    sphere_cfg: SphereConfig,
-    plasticity_cfg: PlasticityConfig | None = None,
-    reference_params: PyTree | None = None,
-) -> tuple[PyTree, dict[str, jax.Array]]:
-    """Gradient of the actor objective under the configured SPHERE mode, from one forward pass (vjp).
-
-    With g_pi = grad L_pi, g_S = grad L_SPHERE, g_G = grad L_gating (the gating term only when gating_ratio > 0):
-    - off:  g_pi (+ lambda_G g_G)
-    - loss: g_pi + lambda_S g_S + lambda_G g_G, each lambda = sg(its ratio x |L_pi| / (its loss + 1e-8))
-    - grad: g_pi + s_S g_S + s_G g_G, each s = sg(its ratio x |g_pi| / (|g| + 1e-8)), so each added part has its
-            ratio x the norm of g_pi (`sphere.norm_ratio_scale`)
-    With `pcgrad`, in every mode the regularizer part (everything after g_pi) is projected off g_pi when the two
-    conflict (`sphere.project_conflict`), as in the official code. In every mode the gradient of the parameter
-    penalty (`plasticity.param_penalty`: L2-init toward `reference_params`, Parseval) is added last, with its fixed
-    coefficients.
-    """
-    plasticity_cfg = plasticity_cfg or PlasticityConfig()
-    (policy_objective, sphere_loss, gating_loss), vjp_fn, diagnostics = jax.vjp(
-        lambda p: actor_objectives(p, actor_apply, batch, ppo, sphere_cfg), actor_params, has_aux=True
-    )
+def combine_gradients(vjp_fn: Callable, policy_objective: jax.Array, sphere_loss: jax.Array, gating_loss: jax.Array,
+                      sphere_cfg: SphereConfig) -> tuple[PyTree, jax.Array, jax.Array]:
+    """The actor gradient of `actor_gradient`'s SPHERE mode from the vjp of (L_pi, L_SPHERE, L_gating), with the
+    coefficients it used: (grads, sphere_coef, gating_coef)."""
     one, zero = jnp.ones_like(policy_objective), jnp.zeros_like(policy_objective)
     gating_on = sphere_cfg.gating_ratio > 0
     if sphere_cfg.mode == "grad":
@@ -172,6 +151,36 @@ def actor_gradient(
             grads = sphere.add_regularizer(policy_grad, regularizer_grad, pcgrad=True)
         else:
             (grads,) = vjp_fn((one, sphere_coef, gating_coef))
+    return grads, sphere_coef, gating_coef
+
+
+def actor_gradient(
+    actor_params: PyTree,
+    actor_apply: ApplyFn,
+    batch: Batch,
+    ppo: PPOConfig,
+    sphere_cfg: SphereConfig,
+    plasticity_cfg: PlasticityConfig | None = None,
+    reference_params: PyTree | None = None,
+) -> tuple[PyTree, dict[str, jax.Array]]:
+    """Gradient of the actor objective under the configured SPHERE mode, from one forward pass (vjp).
+
+    With g_pi = grad L_pi, g_S = grad L_SPHERE, g_G = grad L_gating (the gating term only when gating_ratio > 0):
+    - off:  g_pi (+ lambda_G g_G)
+    - loss: g_pi + lambda_S g_S + lambda_G g_G, each lambda = sg(its ratio x |L_pi| / (its loss + 1e-8))
+    - grad: g_pi + s_S g_S + s_G g_G, each s = sg(its ratio x |g_pi| / (|g| + 1e-8)), so each added part has its
+            ratio x the norm of g_pi (`sphere.norm_ratio_scale`)
+    With `pcgrad`, in every mode the regularizer part (everything after g_pi) is projected off g_pi when the two
+    conflict (`sphere.project_conflict`), as in the official code. In every mode the gradient of the parameter
+    penalty (`plasticity.param_penalty`: L2-init toward `reference_params`, Parseval) is added last, with its fixed
+    coefficients.
+    """
+    plasticity_cfg = plasticity_cfg or PlasticityConfig()
+    (policy_objective, sphere_loss, gating_loss), vjp_fn, diagnostics = jax.vjp(
+        lambda p: actor_objectives(p, actor_apply, batch, ppo, sphere_cfg), actor_params, has_aux=True
+    )
+    grads, sphere_coef, gating_coef = combine_gradients(vjp_fn, policy_objective, sphere_loss, gating_loss,
+                                                         sphere_cfg)
     param_penalty = jnp.zeros_like(policy_objective)
     if plasticity.uses_param_penalty(plasticity_cfg):
         param_penalty, penalty_grad = jax.value_and_grad(plasticity.param_penalty)(
