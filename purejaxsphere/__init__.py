@@ -10,7 +10,7 @@ __all__ = ["Config", "load_config", "make_train"]
 def __getattr__(name: str) -> Any:
     # make_train imports jax; importing it lazily lets the CLI set XLA flags (which depend on the config) first.
     if name == "make_train":
-        from purejaxsphere.train import make_train
+        from purejaxsphere.driver import make_train
 
         return make_train
     raise AttributeError(name)

@@ -48,7 +48,8 @@ from envs.brax_tasks import brax_env_for
 from envs.core import Env
 from envs.warp import installed_version
 from purejaxsphere.config import Config, validate
-from purejaxsphere.train import Trainer, make_rollout_fn, map_members
+from purejaxsphere.driver import Trainer
+from purejaxsphere.programs import make_rollout_fn, map_members
 
 SCHEMA = "purejaxsphere.bench/1"
 RATE_KEYS = ("raw_env", "raw_env_wrapped", "collection", "update", "trainer", "brax_ppo", "mujoco_1thread")
@@ -203,9 +204,9 @@ def trainer_programs(trainer: Trainer) -> dict[str, Program]:
     collection = jax_program(rollout, state, trainer.plan.batch_size * n_seeds, with_outputs=True)
     chunk, chunk_compile = trainer.compiled_chunk(0, state)
     steps = trainer.plan.steps_per_chunk * n_seeds
-    fault, n_updates = trainer.fault_vector(0, 0), trainer.chunk_updates(0)  # zeros: no fault injection
+    n_updates = trainer.chunk_updates(0)
     return {"collection": collection,
-            "trainer": Program(lambda s: chunk(s, fault, n_updates)[0], state, steps, chunk_compile, chunk)}
+            "trainer": Program(lambda s: chunk(s, n_updates)[0], state, steps, chunk_compile, chunk)}
 
 
 def program_memory(compiled: Any) -> Optional[dict[str, int]]:

@@ -7,31 +7,13 @@ Bad configurations exit with code 2 and one line naming the field and the allowe
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from envs.xla_cpu import ensure_workaround
-from purejaxsphere.config import Config, ConfigError, absolute_path, load_config
-
-
-def configure_xla(cfg: Config) -> None:
-    """Set the XLA:CPU workaround for MJX before jax initialises, only where contact-rich MJX physics runs (the rule
-    lives in envs/xla_cpu.py, shared with `envs.make`); turn on the persistent compilation cache (cfg.compile_cache)
-    unless JAX_COMPILATION_CACHE_DIR already names one."""
-    ensure_workaround(cfg.tasks, cfg.physics)
-    if cfg.compile_cache and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        import jax
-
-        jax.config.update("jax_compilation_cache_dir", str(absolute_path(cfg.compile_cache)))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """XLA's allocation failures (compile or run time), on any backend."""
-    text = f"{type(error).__name__}: {error}"
-    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or isinstance(error, MemoryError)
+from purejaxsphere.config import Config, ConfigError, absolute_path, load_config, read_run_config
+from purejaxsphere.run import RunFinished, configure_xla, is_out_of_memory, run, run_config
 
 
 def out_of_memory_message(cfg: Config) -> str:
@@ -41,59 +23,16 @@ def out_of_memory_message(cfg: Config) -> str:
             "diagnostics.entk_states; checkpoints written so far are kept (resume=RUN_DIR)")
 
 
-class StopFlag:
-    """SIGINT/SIGTERM handler: the first signal asks training to stop after the current chunk (which is then
-    checkpointed and logged); a second SIGINT interrupts at once."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "StopFlag":
-        import signal
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        import signal
-
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-        print(f"\npurejaxsphere: {signal.Signals(signum).name}: stopping after the current chunk "
-              "(checkpoint and logs are written first)", file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc: Any) -> None:
-        import signal
-
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def __call__(self) -> bool:
-        return self.signum is not None
-
-
-def resume_config(overrides: list[str]) -> tuple[Config, Path]:
-    """The config of the run directory named by `resume=RUN_DIR` and that directory as typed (other overrides but
-    `progress` are refused: a resumed run continues exactly the run it was)."""
-    from purejaxsphere.config import read_run_config
-
+def resume_config(overrides: list[str]) -> Config:
+    """`train resume=RUN_DIR [progress=...]`: the config `run` continues that run with (RUN_DIR's config.yaml);
+    other overrides are refused: a resumed run continues exactly the run it was."""
     resume = [o for o in overrides if o.startswith("resume=")]
     others = [o for o in overrides if not o.startswith(("resume=", "progress="))]
     if others:
         raise ConfigError(f"resume: other overrides are not allowed when resuming (the run's config.yaml is used), got {others}")
-    run_dir = Path(resume[-1].split("=", 1)[1])
-    try:
-        cfg = read_run_config(run_dir)
-    except ConfigError as error:
-        raise ConfigError(f"resume: {error}") from None
-    cfg.resume = None
-    for override in overrides:
-        if override.startswith("progress="):
-            cfg.progress = override.split("=", 1)[1].lower() in ("true", "1", "yes")
-    return cfg, run_dir
+    progress = [o.split("=", 1)[1].lower() in ("true", "1", "yes") for o in overrides if o.startswith("progress=")]
+    cfg = run_config(Config(resume=resume[-1].split("=", 1)[1]))
+    return dataclasses.replace(cfg, progress=progress[-1] if progress else read_run_config(cfg.run_dir).progress)
 
 
 def as_typed(typed: dict[Path, Path]) -> Callable[[str], str]:
@@ -111,21 +50,21 @@ def as_typed(typed: dict[Path, Path]) -> Callable[[str], str]:
 
 def train_config(overrides: list[str]) -> tuple[Config, Path, bool]:
     """(config with absolute paths, the run directory as the user typed it or as defaulted, resuming?)."""
-    from purejaxsphere.config import resolve_paths
     from purejaxsphere.logging import default_run_dir
 
     resuming = any(o.startswith("resume=") and o != "resume=null" for o in overrides)
     if resuming:
-        cfg, shown_run_dir = resume_config(overrides)
-    else:
-        cfg = load_config(*overrides)
-        shown_run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
-    return resolve_paths(cfg, shown_run_dir), shown_run_dir, resuming
+        cfg = resume_config(overrides)
+        return cfg, Path([o for o in overrides if o.startswith("resume=")][-1].split("=", 1)[1]), True
+    cfg = load_config(*overrides)
+    shown_run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+    return run_config(dataclasses.replace(cfg, run_dir=str(shown_run_dir))), shown_run_dir, False
 
 
 def dry_run(cfg: Config, shown_run_dir: Path, resuming: bool) -> int:
     """`train ... --dry-run`: build the tasks (nothing compiles, nothing is written) and print the plan."""
-    from purejaxsphere.train import format_plan, make_tasks
+    from purejaxsphere.driver import format_plan
+    from purejaxsphere.programs import make_tasks
 
     tasks = make_tasks(cfg)
     print(format_plan(cfg, tasks, shown_run_dir))
@@ -138,115 +77,40 @@ def dry_run(cfg: Config, shown_run_dir: Path, resuming: bool) -> int:
     return 0
 
 
-def train(overrides: list[str], dry: bool = False) -> int:
-    cfg, shown_run_dir, resuming = train_config(overrides)
-    run_dir = Path(cfg.run_dir)
-    show = as_typed({run_dir: shown_run_dir})
-    if dry:
-        return dry_run(cfg, shown_run_dir, resuming)
-    if cfg.video:  # fail before training when no GL backend renders (RenderError: exit 2); probed before jax starts
-        from purejaxsphere.headless import select_backend
+def failure_code(error: Exception, cfg: Config, say: Callable[[str], None]) -> int:
+    """Exit code 3 (numerical fault) or 4 (out of memory) with its one-line message; anything else is raised."""
+    from purejaxsphere.driver import NumericalFault
 
-        select_backend()
-    configure_xla(cfg)
-    from tqdm import tqdm
-
-    from purejaxsphere import distributed
-
-    distributed.initialize(cfg.distributed)
-    primary = distributed.is_main_process()  # only process 0 writes the run directory and trackers
-
-    from purejaxsphere import checkpoint as ckpt
-    from purejaxsphere.logging import RunDirectory
-    from purejaxsphere.tracking import Trackers
-    from purejaxsphere.train import NumericalFault, make_train, plan_notes
-
-    if resuming and (run_dir / "summary.json").exists():
-        print(f"purejaxsphere: {shown_run_dir} already finished; nothing to resume")
-        return 0
-    say = lambda message: print(f"purejaxsphere: {show(message)}", file=sys.stderr, flush=True)  # noqa: E731
-    print(f"purejaxsphere: {cfg.algo} on {cfg.benchmark} ({len(cfg.tasks)} tasks), seeds {cfg.seeds}, "
-          f"run dir {shown_run_dir}")
-    trainer = make_train(cfg)
-    for note in plan_notes(cfg, trainer.plan):
-        say(f"note: {note}")
-    restored = None
-    if resuming:
-        path = ckpt.latest_good_checkpoint(run_dir, warn=say)
-        if path is None:
-            say(f"no usable checkpoint in {run_dir}: starting the run over")
-        else:
-            # The carry's structure depends on the task (each task's env state is its own pytree).
-            template = trainer.start_task(ckpt.read_position(path).task_index, None)
-            restored = ckpt.load_checkpoint(path, template)
-            say(f"resuming from checkpoint {path.name} (task {restored.position.task_index}, "
-                f"{restored.position.chunks_done} chunks done)")
-    position = restored.position if restored else ckpt.Position(0, 0)
-    keep_row = lambda row: (row["task_index"], row["chunk"]) < (position.task_index, position.chunks_done)  # noqa: E731
-    writer = RunDirectory(run_dir if primary else run_dir / f".process_{distributed.jax.process_index()}", cfg,
-                          keep_row=keep_row if resuming else None)
-    trackers = Trackers(cfg, run_dir, trainer.seeds if primary else [], warn=say)
-    video = None
-    if cfg.video and primary:
-        from purejaxsphere.render import VideoRecorder
-
-        video = VideoRecorder(trainer, run_dir, trackers, warn=say)
-
-    def log(row: dict[str, Any]) -> None:
-        writer.log(row)
-        trackers.log(row)
-    done = position.task_index * trainer.plan.n_chunks + position.chunks_done
-    bar = tqdm(total=trainer.total_chunks, initial=done, unit="chunk", disable=not cfg.progress, dynamic_ncols=True)
-
-    def progress(done: int, message: str) -> None:
-        bar.update(done - bar.n)
-        bar.set_postfix_str(message)
-
-    def on_chunk_end(checkpoint: ckpt.Checkpoint) -> None:
-        due = checkpoint.position.chunks_done % cfg.checkpoint.every == 0
-        if cfg.checkpoint.enabled and (due or checkpoint.task_final or stop()):
-            checkpoint.state = distributed.to_host(checkpoint.state)  # collective with several hosts
-            if primary:
-                ckpt.save_checkpoint(run_dir, checkpoint)
-                ckpt.prune_checkpoints(run_dir, cfg.checkpoint.keep_last)
-        if video is not None and checkpoint.task_final:
-            video(checkpoint)
-
-    resume_hint = f"resume with: purejaxsphere train resume={shown_run_dir}"
-    try:
-        with StopFlag() as stop:
-            result = trainer(logger=log, progress=progress, resume=restored, on_chunk_end=on_chunk_end,
-                             stop_requested=stop, warn=say)
-    except NumericalFault as fault:
-        trackers.finish()
-        last = ckpt.latest_good_checkpoint(run_dir, warn=say)
+    if isinstance(error, NumericalFault):
+        last = error.last_checkpoint
         kept = f"last good checkpoint {last.name}" if last else "no checkpoint yet"
-        say(f"numerical fault: {fault}; stopped ({kept}; fault.on_nan=drop_seed continues without the seed)")
+        say(f"numerical fault: {error}; stopped ({kept}; fault.on_nan=drop_seed continues without the seed)")
         return 3
-    except Exception as error:  # noqa: BLE001 - only out-of-memory is turned into a message
-        if not is_out_of_memory(error):
-            raise
-        trackers.finish()
+    if is_out_of_memory(error):
         say(out_of_memory_message(cfg))
         return 4
-    finally:
-        bar.close()
-        writer.close()
+    raise error
+
+
+def train(overrides: list[str], dry: bool = False) -> int:
+    """`purejaxsphere train [overrides]`: `run.run(cfg)`, its outcome as an exit code and a one-line message."""
+    cfg, shown_run_dir, resuming = train_config(overrides)
+    if dry:
+        return dry_run(cfg, shown_run_dir, resuming)
+    show = as_typed({Path(cfg.run_dir): shown_run_dir})
+    say = lambda message: print(f"purejaxsphere: {show(message)}", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        result = run(cfg, show=show)
+    except RunFinished as finished:
+        print(f"purejaxsphere: {show(str(finished))}")
+        return 0
+    except Exception as error:  # noqa: BLE001 - numerical faults and out-of-memory become messages, others raise
+        return failure_code(error, cfg, say)
     if result.interrupted:
         position = result.position
-        trackers.finish()
-        say(f"stopped at task {position.task_index}, {position.chunks_done} chunks done; {resume_hint}")
-        return 128 + (stop.signum or 0)
-    from purejaxsphere.logging import json_ready
-    from purejaxsphere.summary import eval_matrix_payload, format_run_summary, summary_payload, wandb_summaries
-
-    has_success = [task.has_success for task in trainer.tasks]
-    writer.write_json("eval_matrix.json", eval_matrix_payload(result, has_success))
-    summary = json_ready(summary_payload(result, has_success))
-    writer.write_json("summary.json", summary)
-    trackers.finish([run_dir / "eval_matrix.json", run_dir / "summary.json", run_dir / "config.yaml"],
-                    wandb_summaries(summary))
-    print(format_run_summary(summary, str(shown_run_dir)))
+        say(f"stopped at task {position.task_index}, {position.chunks_done} chunks done; "
+            f"resume with: purejaxsphere train resume={shown_run_dir}")
+        return 128 + (result.stop_signal or 0)
     return 0
 
 
@@ -267,9 +131,6 @@ def report(run_args: Sequence[str], out: str, references: Sequence[str]) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     """`purejaxsphere eval RUN_DIR ...`: print the task x seed table, write the JSON (purejaxsphere/evaluate.py)."""
-    import dataclasses
-
-    from purejaxsphere.config import read_run_config
 
     try:  # set the XLA:CPU workaround before jax initialises when the evaluation runs MJX physics
         cfg = read_run_config(args.run_dir)
@@ -309,7 +170,6 @@ def add_render_parser(commands: Any) -> None:
 
 def render(args: argparse.Namespace) -> int:
     """`purejaxsphere render RUN_DIR ...` (purejaxsphere/render.py): one MP4 per task and seed."""
-    from purejaxsphere.config import read_run_config
     from purejaxsphere.headless import RenderError, select_backend
 
     def fail(error: Exception) -> int:

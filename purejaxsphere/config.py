@@ -173,10 +173,6 @@ class FaultConfig:
     """Numerical faults (NaN/inf in losses, gradients, parameters, observations), checked after every chunk."""
 
     on_nan: str = "stop"  # stop: keep the last good checkpoint and exit | drop_seed: freeze the bad seed, go on
-    # Test hook: inject a NaN into seed `inject_seed`'s policy loss during chunk `inject_chunk` of task `inject_task`.
-    inject_seed: Optional[int] = None
-    inject_task: int = 0
-    inject_chunk: int = 0
 
 
 @dataclass
@@ -299,6 +295,12 @@ def from_dict(values: dict[str, Any]) -> Config:
     return cfg
 
 
+# Keys that earlier versions wrote into a run's config.yaml and that no longer exist (the fault-injection test hook,
+# replaced by a test env that produces NaN: tests/faults.py); dropped when a run directory is read, so an older
+# run's config.yaml still reads.
+RETIRED_KEYS = {"fault": ("inject_seed", "inject_task", "inject_chunk")}
+
+
 def read_run_config(run_dir: str | Path) -> Config:
     """The resolved configuration a run directory was trained with (its config.yaml)."""
     import yaml
@@ -312,6 +314,9 @@ def read_run_config(run_dir: str | Path) -> Config:
         raise ConfigError(f"{config_file}: unreadable YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{config_file}: not a config mapping")
+    for section, keys in RETIRED_KEYS.items():
+        for key in keys:
+            (values.get(section) or {}).pop(key, None)
     return from_dict(values)
 
 
@@ -395,6 +400,58 @@ def validate_tasks(tasks: Sequence[str], physics: str) -> None:
         )
 
 
+def validate_network(cfg: Config) -> None:
+    """network.*: the actor kind, layer sizes, experts and routing."""
+    net = cfg.network
+    _require_choice("network.actor", net.actor, ACTOR_KINDS)
+    for name in ("hidden_sizes", "gate_hidden_sizes", "critic_hidden_sizes"):
+        sizes = getattr(net, name)
+        _require(len(sizes) > 0 and all(s > 0 for s in sizes), f"network.{name}: need positive sizes, got {sizes}")
+    _require(net.n_experts > 0, f"network.n_experts: must be positive, got {net.n_experts}")
+    _require(
+        0 < net.top_k <= net.n_experts,
+        f"network.top_k: must be in 1..network.n_experts ({net.n_experts}), got {net.top_k}",
+    )
+    _require(net.temperature > 0, f"network.temperature: must be positive, got {net.temperature}")
+    _require(net.n_shared > 0, f"network.n_shared: must be positive, got {net.n_shared}")
+    _require_choice("network.init", net.init, NETWORK_INITS)
+
+
+def validate_regularizers(cfg: Config) -> None:
+    """sphere.* and plasticity.*: modes, targets and non-negative coefficients."""
+    sph = cfg.sphere
+    _require_choice("sphere.mode", sph.mode, SPHERE_MODES)
+    _require(sph.ratio >= 0, f"sphere.ratio: must be >= 0, got {sph.ratio}")
+    _require(sph.gating_ratio >= 0, f"sphere.gating_ratio: must be >= 0, got {sph.gating_ratio}")
+    _require(
+        sph.target in SPHERE_TARGETS, f"sphere.target: {sph.target!r} is not one of {', '.join(SPHERE_TARGETS)}"
+    )
+    pla = cfg.plasticity
+    for name in ("l2_init", "parseval", "perturb", "redo_interval", "redo_tau"):
+        _require(getattr(pla, name) >= 0, f"plasticity.{name}: must be >= 0, got {getattr(pla, name)}")
+    _require(0 <= pla.shrink <= 1, f"plasticity.shrink: must be in [0, 1], got {pla.shrink}")
+
+
+def validate_ppo(cfg: Config) -> None:
+    """ppo.*: the schedule, positive sizes and rates, coefficients in range, minibatches dividing the batch."""
+    ppo = cfg.ppo
+    _require_choice("ppo.lr_schedule", ppo.lr_schedule, ("adaptive", "linear", "early_stop"))
+    for name in ("n_steps", "minibatch_size", "update_epochs"):
+        _require(getattr(ppo, name) > 0, f"ppo.{name}: must be positive, got {getattr(ppo, name)}")
+    for name in ("learning_rate", "final_learning_rate", "target_kl", "obs_clip", "adam_eps", "max_grad_norm",
+                 "clip_eps"):
+        _require(getattr(ppo, name) > 0, f"ppo.{name}: must be positive, got {getattr(ppo, name)}")
+    for name in ("ent_coef", "vf_coef"):
+        _require(getattr(ppo, name) >= 0, f"ppo.{name}: must be >= 0, got {getattr(ppo, name)}")
+    for name in ("gamma", "gae_lambda", "decay_fraction"):
+        _require(0 <= getattr(ppo, name) <= 1, f"ppo.{name}: must be in [0, 1], got {getattr(ppo, name)}")
+    batch = cfg.num_envs * ppo.n_steps
+    _require(
+        batch % ppo.minibatch_size == 0,
+        f"ppo.minibatch_size: {ppo.minibatch_size} does not divide the rollout batch num_envs x ppo.n_steps = {batch}",
+    )
+
+
 def validate(cfg: Config) -> None:
     """Check values that the schema cannot: choices, positivity, divisibility, tasks, seeds, paths."""
     validate_seeds(cfg.seeds)
@@ -413,46 +470,9 @@ def validate(cfg: Config) -> None:
             cfg.episode_length > 0,
             f"episode_length: must be positive (or null: each task's own), got {cfg.episode_length}",
         )
-    net = cfg.network
-    _require_choice("network.actor", net.actor, ACTOR_KINDS)
-    for name in ("hidden_sizes", "gate_hidden_sizes", "critic_hidden_sizes"):
-        sizes = getattr(net, name)
-        _require(len(sizes) > 0 and all(s > 0 for s in sizes), f"network.{name}: need positive sizes, got {sizes}")
-    _require(net.n_experts > 0, f"network.n_experts: must be positive, got {net.n_experts}")
-    _require(
-        0 < net.top_k <= net.n_experts,
-        f"network.top_k: must be in 1..network.n_experts ({net.n_experts}), got {net.top_k}",
-    )
-    _require(net.temperature > 0, f"network.temperature: must be positive, got {net.temperature}")
-    _require(net.n_shared > 0, f"network.n_shared: must be positive, got {net.n_shared}")
-    _require_choice("network.init", net.init, NETWORK_INITS)
-    sph = cfg.sphere
-    _require_choice("sphere.mode", sph.mode, SPHERE_MODES)
-    _require(sph.ratio >= 0, f"sphere.ratio: must be >= 0, got {sph.ratio}")
-    _require(sph.gating_ratio >= 0, f"sphere.gating_ratio: must be >= 0, got {sph.gating_ratio}")
-    _require(
-        sph.target in SPHERE_TARGETS, f"sphere.target: {sph.target!r} is not one of {', '.join(SPHERE_TARGETS)}"
-    )
-    pla = cfg.plasticity
-    for name in ("l2_init", "parseval", "perturb", "redo_interval", "redo_tau"):
-        _require(getattr(pla, name) >= 0, f"plasticity.{name}: must be >= 0, got {getattr(pla, name)}")
-    _require(0 <= pla.shrink <= 1, f"plasticity.shrink: must be in [0, 1], got {pla.shrink}")
-    ppo = cfg.ppo
-    _require_choice("ppo.lr_schedule", ppo.lr_schedule, ("adaptive", "linear", "early_stop"))
-    for name in ("n_steps", "minibatch_size", "update_epochs"):
-        _require(getattr(ppo, name) > 0, f"ppo.{name}: must be positive, got {getattr(ppo, name)}")
-    for name in ("learning_rate", "final_learning_rate", "target_kl", "obs_clip", "adam_eps", "max_grad_norm",
-                 "clip_eps"):
-        _require(getattr(ppo, name) > 0, f"ppo.{name}: must be positive, got {getattr(ppo, name)}")
-    for name in ("ent_coef", "vf_coef"):
-        _require(getattr(ppo, name) >= 0, f"ppo.{name}: must be >= 0, got {getattr(ppo, name)}")
-    for name in ("gamma", "gae_lambda", "decay_fraction"):
-        _require(0 <= getattr(ppo, name) <= 1, f"ppo.{name}: must be in [0, 1], got {getattr(ppo, name)}")
-    batch = cfg.num_envs * ppo.n_steps
-    _require(
-        batch % ppo.minibatch_size == 0,
-        f"ppo.minibatch_size: {ppo.minibatch_size} does not divide the rollout batch num_envs x ppo.n_steps = {batch}",
-    )
+    validate_network(cfg)
+    validate_regularizers(cfg)
+    validate_ppo(cfg)
     _require(cfg.eval.interval > 0, f"eval.interval: must be positive, got {cfg.eval.interval}")
     _require(cfg.eval.episodes > 0, f"eval.episodes: must be positive, got {cfg.eval.episodes}")
     validate_sweep(cfg)
@@ -466,11 +486,6 @@ def validate(cfg: Config) -> None:
     _require(cfg.checkpoint.every > 0, f"checkpoint.every: must be positive, got {cfg.checkpoint.every}")
     _require(cfg.checkpoint.keep_last >= 1, f"checkpoint.keep_last: must be >= 1, got {cfg.checkpoint.keep_last}")
     _require_choice("fault.on_nan", cfg.fault.on_nan, ("stop", "drop_seed"))
-    if cfg.fault.inject_seed is not None:
-        _require(
-            cfg.fault.inject_seed in seed_list(cfg),
-            f"fault.inject_seed: {cfg.fault.inject_seed} is not one of the run's seeds {seed_list(cfg)}",
-        )
     _require_choice("wandb.mode", cfg.wandb.mode, ("disabled", "offline", "online"))
     if cfg.resume is not None:
         _require(

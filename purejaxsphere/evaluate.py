@@ -32,7 +32,8 @@ import numpy as np
 from purejaxsphere import checkpoint as ckpt
 from purejaxsphere.config import Config, ConfigError, read_run_config
 from purejaxsphere.logging import atomic_write_text, json_ready
-from purejaxsphere.train import Trainer, TrainState, deterministic_action, make_train, map_members
+from purejaxsphere.driver import Trainer, make_train
+from purejaxsphere.programs import TrainState, deterministic_action, map_members
 
 if TYPE_CHECKING:
     from envs.metaworld.base import SawyerTask

@@ -119,31 +119,10 @@ def actor_objectives(
     return (policy_objective, sphere_loss, gating_loss), diagnostics
 
 
-def actor_gradient(
-    actor_params: PyTree,
-    actor_apply: ApplyFn,
-    batch: Batch,
-    ppo: PPOConfig,
-    sphere_cfg: SphereConfig,
-    plasticity_cfg: PlasticityConfig | None = None,
-    reference_params: PyTree | None = None,
-) -> tuple[PyTree, dict[str, jax.Array]]:
-    """Gradient of the actor objective under the configured SPHERE mode, from one forward pass (vjp).
-
-    With g_pi = grad L_pi, g_S = grad L_SPHERE, g_G = grad L_gating (the gating term only when gating_ratio > 0):
-    - off:  g_pi (+ lambda_G g_G)
-    - loss: g_pi + lambda_S g_S + lambda_G g_G, each lambda = sg(its ratio x |L_pi| / (its loss + 1e-8))
-    - grad: g_pi + s_S g_S + s_G g_G, each s = sg(its ratio x |g_pi| / (|g| + 1e-8)), so each added part has its
-            ratio x the norm of g_pi (`sphere.norm_ratio_scale`)
-    With `pcgrad`, in every mode the regularizer part (everything after g_pi) is projected off g_pi when the two
-    conflict (`sphere.project_conflict`), as in the official code. In every mode the gradient of the parameter
-    penalty (`plasticity.param_penalty`: L2-init toward `reference_params`, Parseval) is added last, with its fixed
-    coefficients.
-    """
-    plasticity_cfg = plasticity_cfg or PlasticityConfig()
-    (policy_objective, sphere_loss, gating_loss), vjp_fn, diagnostics = jax.vjp(
-        lambda p: actor_objectives(p, actor_apply, batch, ppo, sphere_cfg), actor_params, has_aux=True
-    )
+def combine_gradients(vjp_fn: Callable, policy_objective: jax.Array, sphere_loss: jax.Array, gating_loss: jax.Array,
+                      sphere_cfg: SphereConfig) -> tuple[PyTree, jax.Array, jax.Array]:
+    """The actor gradient of `actor_gradient`'s SPHERE mode from the vjp of (L_pi, L_SPHERE, L_gating), with the
+    coefficients it used: (grads, sphere_coef, gating_coef)."""
     one, zero = jnp.ones_like(policy_objective), jnp.zeros_like(policy_objective)
     gating_on = sphere_cfg.gating_ratio > 0
     if sphere_cfg.mode == "grad":
@@ -172,6 +151,36 @@ def actor_gradient(
             grads = sphere.add_regularizer(policy_grad, regularizer_grad, pcgrad=True)
         else:
             (grads,) = vjp_fn((one, sphere_coef, gating_coef))
+    return grads, sphere_coef, gating_coef
+
+
+def actor_gradient(
+    actor_params: PyTree,
+    actor_apply: ApplyFn,
+    batch: Batch,
+    ppo: PPOConfig,
+    sphere_cfg: SphereConfig,
+    plasticity_cfg: PlasticityConfig | None = None,
+    reference_params: PyTree | None = None,
+) -> tuple[PyTree, dict[str, jax.Array]]:
+    """Gradient of the actor objective under the configured SPHERE mode, from one forward pass (vjp).
+
+    With g_pi = grad L_pi, g_S = grad L_SPHERE, g_G = grad L_gating (the gating term only when gating_ratio > 0):
+    - off:  g_pi (+ lambda_G g_G)
+    - loss: g_pi + lambda_S g_S + lambda_G g_G, each lambda = sg(its ratio x |L_pi| / (its loss + 1e-8))
+    - grad: g_pi + s_S g_S + s_G g_G, each s = sg(its ratio x |g_pi| / (|g| + 1e-8)), so each added part has its
+            ratio x the norm of g_pi (`sphere.norm_ratio_scale`)
+    With `pcgrad`, in every mode the regularizer part (everything after g_pi) is projected off g_pi when the two
+    conflict (`sphere.project_conflict`), as in the official code. In every mode the gradient of the parameter
+    penalty (`plasticity.param_penalty`: L2-init toward `reference_params`, Parseval) is added last, with its fixed
+    coefficients.
+    """
+    plasticity_cfg = plasticity_cfg or PlasticityConfig()
+    (policy_objective, sphere_loss, gating_loss), vjp_fn, diagnostics = jax.vjp(
+        lambda p: actor_objectives(p, actor_apply, batch, ppo, sphere_cfg), actor_params, has_aux=True
+    )
+    grads, sphere_coef, gating_coef = combine_gradients(vjp_fn, policy_objective, sphere_loss, gating_loss,
+                                                         sphere_cfg)
     param_penalty = jnp.zeros_like(policy_objective)
     if plasticity.uses_param_penalty(plasticity_cfg):
         param_penalty, penalty_grad = jax.value_and_grad(plasticity.param_penalty)(
@@ -215,12 +224,20 @@ def linear_learning_rate(ppo: PPOConfig, progress: jax.Array) -> jax.Array:
     return ppo.learning_rate + fraction * (ppo.final_learning_rate - ppo.learning_rate)
 
 
-class UpdateState(NamedTuple):
+class Learner(NamedTuple):
+    """What the minibatch steps change: both networks' parameters and optimizer states, and the learning rate."""
+
     actor_params: PyTree
     critic_params: PyTree
     actor_opt_state: Any
     critic_opt_state: Any
     learning_rate: jax.Array
+
+
+class UpdateState(NamedTuple):
+    """The carry of an update's epochs x minibatches scan."""
+
+    learner: Learner
     stopped: jax.Array  # early_stop schedule: no further updates in this rollout's epochs
 
 
@@ -240,36 +257,37 @@ def minibatch_update(
 
     `reference_params` (the actor's initial parameters) is read only by the L2-init penalty.
     """
+    learner = state.learner
     actor_grads, diagnostics = actor_gradient(
-        state.actor_params, actor_apply, batch, ppo, sphere_cfg, plasticity_cfg, reference_params
+        learner.actor_params, actor_apply, batch, ppo, sphere_cfg, plasticity_cfg, reference_params
     )
 
     def critic_objective(params):
         return ppo.vf_coef * value_loss(critic_apply(params, batch.obs), batch.target)
 
-    scaled_value_loss, critic_grads = jax.value_and_grad(critic_objective)(state.critic_params)
+    scaled_value_loss, critic_grads = jax.value_and_grad(critic_objective)(learner.critic_params)
     approx_kl = diagnostics["approx_kl"]
     stopped = state.stopped
     if ppo.lr_schedule == "early_stop":
         stopped = stopped | (approx_kl > 1.5 * ppo.target_kl)
     actor_params, actor_opt_state = apply_update(
-        optimizer, state.actor_params, state.actor_opt_state, actor_grads, state.learning_rate
+        optimizer, learner.actor_params, learner.actor_opt_state, actor_grads, learner.learning_rate
     )
     critic_params, critic_opt_state = apply_update(
-        optimizer, state.critic_params, state.critic_opt_state, critic_grads, state.learning_rate
+        optimizer, learner.critic_params, learner.critic_opt_state, critic_grads, learner.learning_rate
     )
-    new = UpdateState(actor_params, critic_params, actor_opt_state, critic_opt_state, state.learning_rate, stopped)
+    new = Learner(actor_params, critic_params, actor_opt_state, critic_opt_state, learner.learning_rate)
     if ppo.lr_schedule == "early_stop":
         # Masked (not skipped) so the epoch loop stays one compiled scan: a stopped update leaves everything as it
         # was. Only this schedule can stop: the mask copies every parameter and moment (~10% of a CPU step).
-        new = jax.tree.map(lambda n, o: jnp.where(stopped, o, n), new, state)._replace(stopped=stopped)
+        new = jax.tree.map(lambda n, o: jnp.where(stopped, o, n), new, learner)
     if ppo.lr_schedule == "adaptive":
-        new = new._replace(learning_rate=adapt_learning_rate(state.learning_rate, approx_kl, ppo.target_kl))
+        new = new._replace(learning_rate=adapt_learning_rate(learner.learning_rate, approx_kl, ppo.target_kl))
     diagnostics = dict(diagnostics)
     diagnostics.update(
         value_loss=scaled_value_loss / ppo.vf_coef,
-        learning_rate=state.learning_rate,
+        learning_rate=learner.learning_rate,
         actor_grad_norm=sphere.global_norm(actor_grads),
         update_applied=1.0 - stopped.astype(jnp.float32),
     )
-    return new, diagnostics
+    return UpdateState(new, stopped), diagnostics

@@ -30,7 +30,7 @@ def statistics(init: str, seed: int, rows: int, obs_size: int, act_size: int) ->
 
     from purejaxsphere import load_config, sphere
     from purejaxsphere.networks import routing_entropy
-    from purejaxsphere.train import build_networks
+    from purejaxsphere.programs import build_networks
 
     cfg = load_config("benchmark=humanoidbench_h1", f"network.init={init}")
     actor = build_networks(cfg, act_size).actor

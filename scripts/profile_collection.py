@@ -38,7 +38,7 @@ def network_scan(trainer: Any, length: int) -> Callable:
     import jax
     import jax.numpy as jnp
 
-    from purejaxsphere.train import map_members
+    from purejaxsphere.programs import map_members
 
     actor = trainer.nets.actor.apply
 
@@ -107,7 +107,7 @@ def null_rollout_program(trainer: Any, state: Any, steps: int) -> Any:
     from envs.core import training_env
     from envs.testing import PointMass
     from purejaxsphere import bench
-    from purejaxsphere.train import make_rollout_fn, map_members
+    from purejaxsphere.programs import make_rollout_fn, map_members
 
     task, cfg = trainer.tasks[0], trainer.cfg
     env = training_env(PointMass(task.episode_length, action_size=task.action_size,
@@ -122,7 +122,8 @@ def profile(cfg: Config, min_seconds: float, donation: bool) -> dict[str, Any]:
     import jax
 
     from purejaxsphere import bench
-    from purejaxsphere.train import Trainer, make_chunk_fn, make_rollout_fn, map_members
+    from purejaxsphere.driver import Trainer
+    from purejaxsphere.programs import make_chunk_fn, make_rollout_fn, map_members
 
     cfg = bench.bench_setup(cfg, 1)
     trainer = Trainer(cfg)
@@ -151,14 +152,14 @@ def profile(cfg: Config, min_seconds: float, donation: bool) -> dict[str, Any]:
 
     chunk, chunk_compile = trainer.compiled_chunk(0, state)
     out["chunk_hlo"] = hlo_stats(chunk)
-    fault, n_updates = trainer.fault_vector(0, 0), trainer.chunk_updates(0)  # zeros: no fault injection
-    programs["chunk"] = bench.Program(lambda s: chunk(s, fault, n_updates)[0], state, steps, chunk_compile)
+    n_updates = trainer.chunk_updates(0)
+    programs["chunk"] = bench.Program(lambda s: chunk(s, n_updates)[0], state, steps, chunk_compile)
     if donation:
         plan = trainer.plan
         chunk_fn = map_members(make_chunk_fn(env, trainer.nets, cfg, plan.updates_per_chunk, plan.total_updates))
         tick = time.perf_counter()
-        donated = jax.jit(chunk_fn, donate_argnums=0).lower(state, fault).compile()
-        programs["chunk_donated"] = bench.Program(lambda s: donated(s, fault)[0], trainer.start_task(0, None), steps,
+        donated = jax.jit(chunk_fn, donate_argnums=0).lower(state).compile()
+        programs["chunk_donated"] = bench.Program(lambda s: donated(s)[0], trainer.start_task(0, None), steps,
                                                   time.perf_counter() - tick)
 
     physics = getattr(getattr(task, "backend", None), "physics", None)  # a CPU backend's CpuPhysics
@@ -182,7 +183,7 @@ def recompile_check(cfg: Config, n_chunks: int = 3) -> list[dict[str, Any]]:
 
     import jax
 
-    from purejaxsphere.train import make_train
+    from purejaxsphere.driver import make_train
 
     compiles: list[float] = []
 

@@ -70,13 +70,15 @@ def plain_ppo_program(cfg: Any, nets: Any, batches: Any) -> Callable:
         return pg + ppo.vf_coef * ppo_lib.value_loss(nets.critic.apply(params[1], mb.obs), mb.target), kl
 
     def step(state, mb):
-        params = (state.actor_params, state.critic_params)
+        learner = state.learner
+        params = (learner.actor_params, learner.critic_params)
         (value, kl), grads = jax.value_and_grad(loss, has_aux=True)(params, mb)
-        params, opt_state = ppo_lib.apply_update(nets.optimizer, params, state.actor_opt_state, grads,
-                                                 state.learning_rate)
-        lr = ppo_lib.adapt_learning_rate(state.learning_rate, kl, ppo.target_kl)
-        return state._replace(actor_params=params[0], critic_params=params[1], actor_opt_state=opt_state,
-                              learning_rate=lr), value
+        params, opt_state = ppo_lib.apply_update(nets.optimizer, params, learner.actor_opt_state, grads,
+                                                 learner.learning_rate)
+        lr = ppo_lib.adapt_learning_rate(learner.learning_rate, kl, ppo.target_kl)
+        learner = learner._replace(actor_params=params[0], critic_params=params[1], actor_opt_state=opt_state,
+                                   learning_rate=lr)
+        return state._replace(learner=learner), value
 
     return lambda state: jax.lax.scan(step, state, batches)
 
@@ -99,7 +101,7 @@ def main() -> None:
 
     from purejaxsphere import bench
     from purejaxsphere import ppo as ppo_lib
-    from purejaxsphere.train import build_networks
+    from purejaxsphere.programs import build_networks
 
     batches = random_batches(jax.random.PRNGKey(0), args.minibatches, base.ppo.minibatch_size, args.obs, args.act)
     samples = args.minibatches * base.ppo.minibatch_size
@@ -117,8 +119,9 @@ def main() -> None:
         else:
             opt_state = nets.optimizer.init(actor_params)
             fn = trainer_step_program(cfg, nets, batches)
-        state = ppo_lib.UpdateState(actor_params, critic_params, opt_state, nets.optimizer.init(critic_params),
-                                    jnp.asarray(3e-4), jnp.zeros((), bool))
+        learner = ppo_lib.Learner(actor_params, critic_params, opt_state, nets.optimizer.init(critic_params),
+                                  jnp.asarray(3e-4))
+        state = ppo_lib.UpdateState(learner, jnp.zeros((), bool))
         programs[name] = bench.jax_program(fn, state, samples, with_outputs=True)
         if name in ("sphere_loss", "plain_ppo") and args.seeds:
             # The trainer vmaps its chunk over seeds: the same step under vmap, `--seeds` identical copies.

@@ -14,7 +14,7 @@ from purejaxsphere import load_config, make_train, plasticity, sphere
 from purejaxsphere import ppo as ppo_lib
 from purejaxsphere.config import ConfigError
 from purejaxsphere.networks import Actor, Critic, actor_hidden_activations
-from purejaxsphere.train import Networks, inherit, init_train_state
+from purejaxsphere.programs import Networks, inherit, init_train_state
 from conftest import TINY as TRAIN_TINY
 
 GRADIENT_ALGOS = [
@@ -190,9 +190,9 @@ def trained_looking(nets, state):
     actor_params, critic_params = noise(state.actor_params, 1), noise(state.critic_params, 2)
     _, actor_opt = nets.optimizer.update(noise(state.actor_params, 3), state.actor_opt_state, actor_params)
     _, critic_opt = nets.optimizer.update(noise(state.critic_params, 4), state.critic_opt_state, critic_params)
-    return state.replace(
+    return state.replace(learner=state.learner._replace(
         actor_params=actor_params, critic_params=critic_params, actor_opt_state=actor_opt, critic_opt_state=critic_opt
-    )
+    ))
 
 
 @pytest.mark.parametrize("protocol", ["crl", "rl"])
@@ -342,7 +342,7 @@ def run_algo(name, tiny_start):
     assert (cfg.network, cfg.ppo, cfg.num_envs, cfg.tasks) == (base.network, base.ppo, base.num_envs, base.tasks)
     trainer = make_train(cfg)
     chunk, _ = trainer.compiled_chunk(0, start)
-    state, summary = chunk(start, trainer.fault_vector(0, 0), trainer.chunk_updates(0))
+    state, summary = chunk(start, trainer.chunk_updates(0))
     return cfg, state, {key: float(value[0]) for key, value in jax.device_get(summary).items()}
 
 

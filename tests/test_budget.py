@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from purejaxsphere import load_config, make_train
-from purejaxsphere.train import plan_notes, plan_task
+from purejaxsphere.driver import plan_notes
+from purejaxsphere.programs import plan_task
 from conftest import leaves_close, tiny
 
 
@@ -72,15 +73,15 @@ def test_masked_chunk_equals_a_chunk_of_that_length():
     two = make_train(tiny("tasks=[brax/reacher]", "seeds=2", "eval.interval=64", "total_timesteps=64"))
     start = two.fresh_state(0)
     leaves_close(start, three.fresh_state(0), rtol=0, atol=0)
-    masked, masked_summary = three.programs(0).chunk(start, three.fault_vector(0, 0), np.int32(2))
-    full, full_summary = two.programs(0).chunk(start, two.fault_vector(0, 0))
+    masked, masked_summary = three.programs(0).chunk(start, np.int32(2))
+    full, full_summary = two.programs(0).chunk(start)
     leaves_close(masked, full, rtol=1e-6, atol=1e-7)
     assert np.asarray(masked.update_step).tolist() == [2, 2]
     masked_summary, full_summary = jax.device_get((masked_summary, full_summary))
     for key, value in full_summary.items():
         np.testing.assert_allclose(masked_summary[key], value, rtol=1e-5, atol=1e-7, err_msg=key)
     # ... and the third update really is skipped, not run and discarded into the same numbers by chance.
-    ran_three, _ = three.programs(0).chunk(start, three.fault_vector(0, 0), np.int32(3))
+    ran_three, _ = three.programs(0).chunk(start, np.int32(3))
     assert np.asarray(ran_three.update_step).tolist() == [3, 3]
     assert not np.allclose(np.asarray(jax.tree.leaves(ran_three.actor_params)[0]),
                            np.asarray(jax.tree.leaves(masked.actor_params)[0]))

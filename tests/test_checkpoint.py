@@ -12,7 +12,9 @@ import jax
 import numpy as np
 import pytest
 
+from faults import inject_nan
 from purejaxsphere import checkpoint as ckpt
+from purejaxsphere import load_config
 from purejaxsphere.cli import main
 from purejaxsphere.logging import read_metrics
 from conftest import TINY
@@ -85,6 +87,36 @@ def test_sigkill_mid_task_then_resume_equals_uninterrupted(reference_run, tmp_pa
     assert_same_run(run_dir, reference_run)
 
 
+def start_api_run(run_dir: Path) -> subprocess.Popen:
+    """`run(cfg)` of the Python API, no CLI, in a child process."""
+    code = ("import sys; from purejaxsphere import load_config; from purejaxsphere.run import run; "
+            "run(load_config(*sys.argv[1:]))")
+    return subprocess.Popen([sys.executable, "-c", code, *TINY_RUN, f"run_dir={run_dir}"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_python_api_sigkill_then_resume_equals_uninterrupted(reference_run, tmp_path):
+    """The Python API is the CLI's code path: `run(cfg)` killed after its first checkpoint, then `run(cfg)` with
+    resume=RUN_DIR, ends bit for bit where the uninterrupted `purejaxsphere train` run ended."""
+    from purejaxsphere.logging import json_ready
+    from purejaxsphere.run import run
+
+    run_dir = tmp_path / "api"
+    process = start_api_run(run_dir)
+    wait_for_checkpoint(run_dir, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "summary.json").exists()
+    result = run(load_config(f"resume={run_dir}", "progress=false"))
+    assert not result.interrupted and result.position == ckpt.Position(1, 3)
+    assert_same_run(run_dir, reference_run)
+    final = [np.asarray(leaf) for leaf in jax.tree.leaves(jax.device_get(result.state)) if np.size(leaf) > 0]
+    for mine, theirs in zip(final, final_leaves(reference_run), strict=True):
+        np.testing.assert_array_equal(mine, theirs)  # the returned carry is the checkpointed one
+    resumed = [json_ready({k: v for k, v in row.items() if k not in TIMING}) for row in result.metrics]
+    assert resumed and resumed == metric_rows(reference_run)[-len(resumed):]  # the rows this call trained
+
+
 def test_sigterm_checkpoints_then_resume_equals_uninterrupted(reference_run, tmp_path):
     run_dir = tmp_path / "terminated"
     process = start_run(run_dir)
@@ -154,10 +186,10 @@ def final_state_template(run_dir: Path):
     return make_train(load_config(*TINY_RUN)).start_task(1, None)
 
 
-def test_injected_nan_is_reported_and_other_seeds_match_a_clean_run(reference_run, tmp_path, capsys):
+def test_injected_nan_is_reported_and_other_seeds_match_a_clean_run(reference_run, tmp_path, capsys, monkeypatch):
     run_dir = tmp_path / "nan"
-    code = main(["train", *TINY_RUN, f"run_dir={run_dir}", "fault.on_nan=drop_seed", "fault.inject_seed=1",
-                 "fault.inject_task=0", "fault.inject_chunk=1"])
+    inject_nan(monkeypatch, load_config(*TINY_RUN), seed=1, task_index=0, chunk=1)
+    code = main(["train", *TINY_RUN, f"run_dir={run_dir}", "fault.on_nan=drop_seed"])
     assert code == 0
     err = capsys.readouterr().err
     assert "non-finite loss" in err and "in seed 1, task brax/reacher (index 0), chunk 1" in err
@@ -174,10 +206,10 @@ def test_injected_nan_is_reported_and_other_seeds_match_a_clean_run(reference_ru
     assert summary["average_return_mean"] == summary["average_return"][0]  # the dropped seed is left out
 
 
-def test_injected_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+def test_injected_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
     run_dir = tmp_path / "nan_stop"
-    code = main(["train", *TINY_RUN, f"run_dir={run_dir}", "fault.inject_seed=0", "fault.inject_task=0",
-                 "fault.inject_chunk=1"])
+    inject_nan(monkeypatch, load_config(*TINY_RUN), seed=0, task_index=0, chunk=1)
+    code = main(["train", *TINY_RUN, f"run_dir={run_dir}"])
     assert code == 3
     err = capsys.readouterr().err
     assert "numerical fault: non-finite loss" in err and "seed 0, task brax/reacher (index 0), chunk 1" in err
@@ -187,12 +219,12 @@ def test_injected_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path,
 
 
 def test_out_of_memory_gives_a_message_suggesting_smaller_batches(tmp_path, monkeypatch, capsys):
-    from purejaxsphere import train
+    from purejaxsphere import driver
 
     def exhausted(self, task_index, state):
         raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 12.00GiB")
 
-    monkeypatch.setattr(train.Trainer, "compiled_chunk", exhausted)
+    monkeypatch.setattr(driver.Trainer, "compiled_chunk", exhausted)
     assert main(["train", *TINY_RUN, f"run_dir={tmp_path / 'oom'}"]) == 4
     err = capsys.readouterr().err
     assert "out of memory with num_envs=4 x 2 seeds" in err and "num_envs=2" in err

@@ -12,10 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from faults import inject_nan
 from conftest import TINY
 
 import envs
-from purejaxsphere import evaluate
+from purejaxsphere import evaluate, load_config
 from purejaxsphere.cli import main
 
 QUIET = ["wandb.mode=disabled", "progress=false"]
@@ -24,9 +25,12 @@ QUIET = ["wandb.mode=disabled", "progress=false"]
 @pytest.fixture(scope="module")
 def brax_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("eval") / "brax"
-    code = main(["train", *TINY, *QUIET, "tasks=[brax/reacher]", "seeds=2", "total_timesteps=64",
+    overrides = [*TINY, *QUIET, "tasks=[brax/reacher]", "seeds=2", "total_timesteps=64",
                  "eval.interval=32",  # 1 update per chunk: checkpoints t000_c00001 and t000_c00002
-                 "fault.on_nan=drop_seed", "fault.inject_seed=1", "fault.inject_chunk=1", f"run_dir={run_dir}"])
+                 "fault.on_nan=drop_seed"]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        inject_nan(monkeypatch, load_config(*overrides), seed=1, task_index=0, chunk=1)
+        code = main(["train", *overrides, f"run_dir={run_dir}"])
     assert code == 0
     return run_dir
 

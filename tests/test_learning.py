@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from purejaxsphere import load_config, make_train
-from purejaxsphere.train import make_rollout_fn
+from purejaxsphere.programs import make_rollout_fn
 
 
 def test_ppo_sphere_improves_return_on_inverted_double_pendulum():

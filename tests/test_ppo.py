@@ -128,26 +128,25 @@ def test_minibatch_update_early_stop_masks_update(actor_batch):
     critic_params = critic.init(jax.random.PRNGKey(5), batch.obs)
     ppo = PPOConfig(lr_schedule="early_stop", target_kl=1e-9)  # any KL exceeds it
     optimizer = ppo_lib.make_optimizer(ppo)
-    state = ppo_lib.UpdateState(
-        params, critic_params, optimizer.init(params), optimizer.init(critic_params), jnp.asarray(3e-4),
-        jnp.zeros((), bool),
-    )
+    learner = ppo_lib.Learner(params, critic_params, optimizer.init(params), optimizer.init(critic_params),
+                              jnp.asarray(3e-4))
+    state = ppo_lib.UpdateState(learner, jnp.zeros((), bool))
     # the stored log-probs (-2) differ from the policy's, so approx_kl > 0 > 1.5 * target
     new, diag = ppo_lib.minibatch_update(
         state, batch, actor_apply=actor.apply, critic_apply=critic.apply, optimizer=optimizer, ppo=ppo,
         sphere_cfg=SphereConfig(),
     )
     assert bool(new.stopped) and float(diag["update_applied"]) == 0.0
-    for a, b in zip(jax.tree.leaves(new.actor_params), jax.tree.leaves(params)):
+    for a, b in zip(jax.tree.leaves(new.learner.actor_params), jax.tree.leaves(params)):
         np.testing.assert_array_equal(a, b)
     ppo = PPOConfig(lr_schedule="adaptive")
     new, diag = ppo_lib.minibatch_update(
         state, batch, actor_apply=actor.apply, critic_apply=critic.apply, optimizer=optimizer, ppo=ppo,
         sphere_cfg=SphereConfig(),
     )
-    changed = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(new.actor_params), jax.tree.leaves(params))]
+    changed = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(new.learner.actor_params), jax.tree.leaves(params))]
     assert any(changed) and float(diag["update_applied"]) == 1.0
-    assert float(new.learning_rate) != pytest.approx(3e-4)  # adapted after the minibatch
+    assert float(new.learner.learning_rate) != pytest.approx(3e-4)  # adapted after the minibatch
 
 
 def reference_gradient_parts(params, actor, batch, ppo, sph):

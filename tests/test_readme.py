@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from purejaxsphere import load_config
-from purejaxsphere.train import plan_task
+from purejaxsphere.programs import plan_task
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"

@@ -28,7 +28,7 @@ def test_vmapped_seeds_equal_single_seed_runs(three_seed_run):
 
 def test_one_member_is_computed_without_vmap():
     """A size-1 member axis is squeezed (plain matmuls), several are vmapped (batched matmuls); same values."""
-    from purejaxsphere.train import map_members
+    from purejaxsphere.programs import map_members
 
     fn = lambda w, x: {"y": x @ w}  # noqa: E731
     w, x = np.random.default_rng(0).normal(size=(2, 3, 4, 4)).astype(np.float32)
@@ -46,7 +46,7 @@ def test_one_member_is_computed_without_vmap():
 def test_bootstrap_values_and_truncated_rewards():
     """One batched critic call gives each step's value and adds gamma * V(final obs) on truncated steps only."""
     from purejaxsphere.ppo import Transition
-    from purejaxsphere.train import bootstrap
+    from purejaxsphere.programs import bootstrap
 
     rng = np.random.default_rng(0)
     T, N, D = 3, 4, 5
@@ -90,7 +90,7 @@ def two_task_trainer():
 def _state_after_first_task(trainer):
     programs = trainer.programs(0)
     state = trainer.fresh_state(0)
-    state, _ = programs.chunk(state, trainer.fault_vector(0, 0))
+    state, _ = programs.chunk(state)
     return state
 
 
