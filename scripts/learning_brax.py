@@ -150,18 +150,17 @@ def main(argv: list[str] | None = None) -> None:
     record: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     if clash := [key for key, value in settings.items() if key in record and record[key] != value]:
         raise SystemExit(f"{args.out} was written with other settings ({', '.join(clash)}); choose another --out")
-    record |= settings
+    from purejaxsphere.bench import machine_info
+
+    record |= settings | {"machine": machine_info()}
     runners = {"ours": run_ours, "brax": run_brax}
     for name in args.trainers.split(","):
         record[name] = runners[name](args, total, interval)
         final = np.asarray(record[name]["eval_return"])[-1]
         print(f"{name}: final eval return {final.mean():.1f} ± {final.std():.1f} over {args.seeds} seeds, "
               f"{record[name]['wall_seconds']:.0f} s", flush=True)
-    from purejaxsphere.bench import machine_info
-
-    record["machine"] = machine_info()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=1))  # after each trainer: a later failure keeps it
 
 
 if __name__ == "__main__":
