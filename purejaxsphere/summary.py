@@ -127,21 +127,34 @@ def text_table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
     return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
-def format_run_summary(summary: dict[str, Any], run_dir: str) -> str:
-    """The end-of-run text: per task its end-of-task return and success (mean ± std over the live seeds), the
-    headline averages, the run directory and the commands to run next. `summary` as summary.json holds it."""
-    tasks, seeds, dropped = summary["tasks"], summary["seeds"], summary["dropped_seeds"]
+def sweep_groups(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """summary.json split by swept value: (label `key=value`, the summary of that value's members). Without a
+    sweep (or with one value): [("", summary)]."""
+    values = summary.get("sweep_values") or []
+    distinct = list(dict.fromkeys(values))
+    if len(distinct) <= 1:
+        return [("", summary)]
+    groups = []
+    for value in distinct:
+        members = [m for m, v in enumerate(values) if v == value]
+        part = {**summary, "seeds": [summary["seeds"][m] for m in members]}
+        for key, scores in summary.items():
+            if key.startswith(("average_", "final_policy_average_", "forgetting_")) and not key.endswith("_mean"):
+                part[key] = [scores[m] for m in members]
+            elif key.startswith("end_of_task_"):
+                part[key] = [[row[m] for m in members] for row in scores]
+        groups.append((f"{summary['sweep_key']}={value:g}", part))
+    return groups
+
+
+def format_scores(summary: dict[str, Any]) -> list[str]:
+    """Per task the end-of-task return and success, then the headline averages (mean ± std over the members)."""
     with_success = "average_success" in summary
-    kept = f", {len(dropped)} dropped ({', '.join(map(str, dropped))})" if dropped else ""
-    count = lambda n, noun: f"{n} {noun}" + ("" if n == 1 else "s")  # noqa: E731
-    lines = [f"purejaxsphere: done: {count(len(tasks), 'task')} x {count(len(seeds), 'seed')}{kept}; each task "
-             "evaluated at the "
-             "end of its own training (mean ± std over seeds):"]
     rows = [["task", "return", "success"]]
-    for j, task in enumerate(tasks):
+    for j, task in enumerate(summary["tasks"]):
         success = format_mean_std(summary["end_of_task_success"][j]) if with_success else "n/a"
         rows.append([f"{j} {task}", format_mean_std(summary["end_of_task_return"][j]), success])
-    lines += text_table(rows)
+    lines = text_table(rows)
     score = "success" if with_success else "return"
     lines.append(f"average {score} (paper metric, mean over tasks at the end of each): "
                  f"{format_mean_std(summary[f'average_{score}'])}")
@@ -151,6 +164,23 @@ def format_run_summary(summary: dict[str, Any], run_dir: str) -> str:
     if with_success:
         lines.append(f"average return (paper metric): {format_mean_std(summary['average_return'])}; final-policy "
                      f"average return: {format_mean_std(summary['final_policy_average_return'])}")
+    return lines
+
+
+def format_run_summary(summary: dict[str, Any], run_dir: str) -> str:
+    """The end-of-run text: per task its end-of-task return and success (mean ± std over the live seeds), the
+    headline averages (one block per swept value), the run directory and the commands to run next. `summary` as
+    summary.json holds it."""
+    tasks, dropped, groups = summary["tasks"], summary["dropped_seeds"], sweep_groups(summary)
+    kept = f", {len(dropped)} dropped ({', '.join(map(str, dropped))})" if dropped else ""
+    count = lambda n, noun: f"{n} {noun}" + ("" if n == 1 else "s")  # noqa: E731
+    members = count(len(groups[0][1]["seeds"]), "seed")
+    if len(groups) > 1:
+        members = f"{members} x {len(groups)} values of {summary['sweep_key']}"
+    lines = [f"purejaxsphere: done: {count(len(tasks), 'task')} x {members}{kept}; each task evaluated at the "
+             "end of its own training (mean ± std over seeds):"]
+    for label, part in groups:
+        lines += ([f"{label}:"] if label else []) + format_scores(part)
     lines += [f"run directory: {run_dir}", "next:", f"  purejaxsphere report {run_dir}",
               f"  purejaxsphere eval {run_dir}"]
     return "\n".join(lines)

@@ -106,3 +106,21 @@ def test_format_run_summary_of_a_return_only_run():
     assert lines[3] == "average return (paper metric, mean over tasks at the end of each): 10.000 ± 0.000"
     assert "success" not in "\n".join(lines[3:])
     assert run_summary_module.DEFINITIONS["average_<score>"].startswith("mean over tasks j of M[j, j]")
+
+
+def test_format_run_summary_of_a_sweep_has_one_block_per_value():
+    """A sweep's members are never pooled: each value's block equals the summary of that value's members alone."""
+    values = [0.0, 0.05, 0.0, 0.05]  # members: (seed 0, 0.0), (seed 0, 0.05), (seed 1, 0.0), (seed 1, 0.05)
+    ret = np.concatenate([RETURN[:, :, :2], RETURN[:, :, :2] + 100.0], axis=2)[:, :, [0, 2, 1, 3]]
+    success = np.concatenate([SUCCESS[:, :, :2], SUCCESS[:, :, :2] * 0.0], axis=2)[:, :, [0, 2, 1, 3]]
+    swept = {**json_ready(run_summary(TASKS, [0, 0, 1, 1], ret, success, HAS_SUCCESS)),
+             "sweep_key": "sphere.ratio", "sweep_values": values}
+    lines = format_run_summary(json.loads(json.dumps(swept)), "runs/x").splitlines()
+    assert lines[0].startswith("purejaxsphere: done: 3 tasks x 2 seeds x 2 values of sphere.ratio;")
+    for value, offset, scale in ((0.0, 0.0, 1.0), (0.05, 100.0, 0.0)):
+        alone = json_ready(run_summary(TASKS, [0, 1], RETURN[:, :, :2] + offset, SUCCESS[:, :, :2] * scale,
+                                       HAS_SUCCESS))
+        block = format_run_summary(json.loads(json.dumps(alone)), "runs/x").splitlines()[1:-4]
+        start = lines.index(f"sphere.ratio={value:g}:") + 1
+        assert lines[start:start + len(block)] == block
+    assert lines[-4:] == ["run directory: runs/x", "next:", "  purejaxsphere report runs/x", "  purejaxsphere eval runs/x"]
