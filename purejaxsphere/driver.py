@@ -197,6 +197,13 @@ class Trainer:
         fresh = self.place(self.fresh_state(task_index))  # placed first: inherit's arithmetic sees one sharding
         return fresh if previous is None else self.place(inherit(previous, fresh, self.cfg))
 
+    def evaluate_untrained(self, task_index: int = 0) -> dict[str, np.ndarray]:
+        """The evaluation (per member) of the policy a run starts task `task_index` with, before any training, with
+        that task's first evaluation keys: a learning curve's step 0."""
+        start = self.start_task(task_index, None)
+        scores = self.programs(task_index).evaluate(start.actor_params, start.obs_stats, self.eval_keys(task_index, 0))
+        return jax.device_get(scores)
+
     def fresh_state(self, task_index: int) -> TrainState:
         """Every member's freshly initialized state for a task (its keys and, with a sweep, its value)."""
         values = jnp.asarray([v or 0.0 for v in self.sweep_values], jnp.float32)

@@ -53,18 +53,13 @@ def our_overrides(task: str, algo: str, seeds: int, total: int, interval: int, e
 
 def run_ours(args: argparse.Namespace, total: int, interval: int) -> dict[str, Any]:
     """Our trainer, all seeds in one compiled program: eval return [eval point, seed] at step 0 and every interval."""
-    import jax
-
     from purejaxsphere import load_config, make_train
 
     cfg = load_config(*our_overrides(args.task, args.algo, args.seeds, total, interval, args.episode_length,
                                      args.eval_episodes))
     start_time = time.perf_counter()
     trainer = make_train(cfg)
-    start = trainer.start_task(0, None)
-    untrained = jax.device_get(
-        trainer.programs(0).evaluate(start.actor_params, start.obs_stats, trainer.eval_keys(0, 0))
-    )["eval_return"]
+    untrained = trainer.evaluate_untrained(0)["eval_return"]
     result = trainer()
     wall = time.perf_counter() - start_time
     rows = [row for row in result.metrics if row.get("eval_return") is not None]

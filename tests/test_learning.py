@@ -21,10 +21,7 @@ def test_ppo_sphere_improves_return_on_inverted_double_pendulum():
         "episode_length=200", "eval.episodes=8", "total_timesteps=16384", "eval.interval=8192",
     )
     trainer = make_train(cfg)
-    start = trainer.start_task(0, None)
-    untrained = jax.device_get(
-        trainer.programs(0).evaluate(start.actor_params, start.obs_stats, trainer.eval_keys(0, 0))
-    )["eval_return"]
+    untrained = trainer.evaluate_untrained(0)["eval_return"]
     result = trainer()
     trained = result.eval_return[0, 0]  # end-of-task evaluation, per seed
     assert np.isfinite(trained).all()
