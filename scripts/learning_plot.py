@@ -1,9 +1,9 @@
-"""Plot learning-curve JSON files (scripts/learning_brax.py, scripts/official_sphere.py) on one figure, and print the
-final-return table in Markdown.
+"""Plot learning-curve JSON files of scripts/learning_brax.py on one figure, and print the final-return table in
+Markdown.
 
     python scripts/learning_plot.py docs/learning/brax_inverted_pendulum_ppo.json --out docs/learning/brax_inverted_pendulum.png
 
-Each file holds one or more trainers (`ours`, `brax`, `official`), each with `steps` [P] and `eval_return` [P, seed].
+Each file holds one or both trainers (`ours`, `brax`), each with `steps` [P] and `eval_return` [P, seed].
 A curve is the mean over seeds with a band of one standard deviation.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-TRAINERS = ("ours", "brax", "official")
+TRAINERS = ("ours", "brax")
 
 
 def curves(paths: list[Path]) -> list[tuple[str, dict]]:
@@ -25,7 +25,7 @@ def curves(paths: list[Path]) -> list[tuple[str, dict]]:
         record = json.loads(path.read_text())
         for trainer in TRAINERS:
             if trainer in record:
-                label = f"{trainer} {record['algo']}" if trainer == "ours" else f"{trainer} {record.get('algo_ref', 'ppo')}"
+                label = f"ours {record['algo']}" if trainer == "ours" else "brax ppo"  # Brax runs its dense PPO
                 out.append((label, {**record[trainer], "task": record["task"]}))
     return out
 
