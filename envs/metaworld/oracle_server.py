@@ -98,7 +98,9 @@ def describe(task: str) -> dict:
             "max_path_length": env.max_path_length, "frame_skip": env.frame_skip,
             "action_scale": env.action_scale, "timestep": m.opt.timestep, "nq": m.nq, "nv": m.nv, "nu": m.nu,
             "nbody": m.nbody, "ngeom": m.ngeom, "nmocap": m.nmocap,
-            "observation_low": env.observation_space.low, "observation_high": env.observation_space.high,
+            # the bounds the package clips its observations to (observation_space is gymnasium's, unclipped)
+            "observation_low": env.sawyer_observation_space.low, "observation_high": env.sawyer_observation_space.high,
+            "goal_low": env.goal_space.low, "goal_high": env.goal_space.high,
             "action_low": env.action_space.low, "action_high": env.action_space.high,
             "rand_low": space.low, "rand_high": space.high, "hand_init_pos": np.asarray(env.hand_init_pos),
             "mocap_low": env.mocap_low, "mocap_high": env.mocap_high,
