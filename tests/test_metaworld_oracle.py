@@ -113,7 +113,7 @@ def test_reset_reports_positions_from_the_seed(server):
 
 def test_rollout_from_a_reported_state_continues_the_trajectory(server):
     env = server.make("stick-pull-v3", seed=3)
-    env.reset()
+    first, _ = env.reset()
     expert = env.expert_rollout(60)  # through the grasp: contacts in the state
     later = server.make("stick-pull-v3", seed=3)
     later.reset()
@@ -122,10 +122,23 @@ def test_rollout_from_a_reported_state_continues_the_trajectory(server):
     np.testing.assert_array_equal(replay["obs"], expert["obs"][30:])
     np.testing.assert_array_equal(replay["reward"], expert["reward"][30:])
     np.testing.assert_array_equal(replay["state"]["qpos"], expert["state"]["qpos"][30:])
-    # The expert rollout's actions are the expert's, on the observations it saw.
-    np.testing.assert_array_equal(server.expert("stick-pull-v3", expert["obs"][9]), expert["action"][10])
-    assert expert["action"].dtype == np.float32
-    env.close(), later.close()
+    unreset = server.make("stick-pull-v3", seed=3)
+    with pytest.raises(oracle.OracleError, match="reset or step it first"):
+        unreset.expert_rollout(1)  # no observation returned yet: nothing for the expert to act on
+    unreset.close()
+    # The expert rollout is the expert acting on what the env returns, step by step from the reset observation.
+    manual = server.make("stick-pull-v3", seed=3)
+    obs, _ = manual.reset()
+    np.testing.assert_array_equal(obs, first)
+    for t in range(60):
+        action = server.expert("stick-pull-v3", obs)
+        assert action.dtype == np.float32
+        np.testing.assert_array_equal(action, expert["action"][t])
+        obs, reward, _, _, _ = manual.step(action)
+        np.testing.assert_array_equal(obs, expert["obs"][t])
+        assert reward == expert["reward"][t]
+    for e in (env, later, manual):
+        e.close()
 
 
 def test_lockstep_equals_one_by_one(server):

@@ -109,6 +109,7 @@ def describe(task: str) -> dict:
 
 def step_result(env, action, with_state: bool = True) -> dict:
     obs, reward, terminated, truncated, info = env.step(action)
+    env._oracle_obs = obs
     out = {"obs": np.asarray(obs), "reward": float(reward), "terminated": bool(terminated),
            "truncated": bool(truncated), "info": {k: float(v) for k, v in info.items()}}
     if with_state:
@@ -187,11 +188,12 @@ class Server:
             env = construct(args["task"], args.get("seed"), args.get("rand_vec"))
             env_id, self.made = self.made, self.made + 1
             self.envs[env_id] = env
-            env._oracle_task = args["task"]
+            env._oracle_task, env._oracle_obs = args["task"], None
             return {"env": env_id, "max_path_length": env.max_path_length, "state": state_of(env)}
         if cmd == "reset":
             env = self.env(args["env"])
             obs, info = env.reset()
+            env._oracle_obs = obs
             return {"obs": obs, "info": info, "state": state_of(env)}
         if cmd == "step":
             return step_result(self.env(args["env"]), args["action"], args.get("with_state", True))
@@ -207,7 +209,10 @@ class Server:
             return {"action": self.expert(args["task"]).get_action(np.asarray(args["obs"]))}
         if cmd == "expert_rollout":
             env = self.env(args["env"])
-            policy, obs, rows = self.expert(env._oracle_task), np.asarray(env._get_obs()), []
+            # The last observation the env returned (calling _get_obs here would shift the package's previous frame).
+            policy, obs, rows = self.expert(env._oracle_task), env._oracle_obs, []
+            if obs is None:
+                raise ValueError("expert_rollout acts on the env's last observation: reset or step it first")
             for _ in range(int(args["steps"])):
                 action = policy.get_action(obs)
                 rows.append({"action": action, **step_result(env, action)})
