@@ -7,11 +7,12 @@ training statistics: `train.deterministic_action`) on every task of the run's se
   evaluation-matrix row for the checkpoint's task. So a task's final checkpoint, evaluated on the physics it was
   trained on with the run's `eval.episodes`, reproduces that row of eval_matrix.json exactly; on the other physics
   it checks a policy trained on MJX on C MuJoCo and vice versa.
-- `metaworld` (MetaWorld tasks only): the real `metaworld` package's goal-observable env, stepped in Python with the
-  jitted actor for the package's `max_path_length` (500) steps; an episode's success is the package's
-  info["success"] at its last step (the trainer's rule). Object and goal positions are those the training env used:
-  its fixed random reset vector, frozen into the package env as `_last_rand_vec` (as scripts/metaworld_expert.py
-  and envs/metaworld/parity.py synchronise them, in the other direction).
+- `metaworld` (MetaWorld tasks only): the real `metaworld` package's goal-observable env, run by mw-oracle in its
+  own virtual environment (envs/metaworld/oracle.py) and stepped in lockstep with the jitted actor over its pipe
+  (observations out, actions in) for the package's `max_path_length` (500) steps; an episode's success is the
+  package's info["success"] at its last step (the trainer's rule). Object and goal positions are those the
+  training env used: its fixed random reset vector, frozen into the package env as `_last_rand_vec` (as
+  scripts/metaworld_expert.py and envs/metaworld/parity.py synchronise them, in the other direction).
 Seeds dropped during training (`dropped_seeds` in summary.json or the checkpoint) are evaluated, marked, and left
 out of the means.
 """
@@ -185,15 +186,14 @@ def positions_note(task: SawyerTask) -> dict[str, Any]:
 
 
 def reference_env(name: str, rand_vec: np.ndarray) -> tuple[Any, np.ndarray]:
-    """The package's goal-observable env with its reset vector frozen at `rand_vec`, reset; (env, first obs).
+    """The package's goal-observable env (mw-oracle's, envs/metaworld/oracle.py) with its reset vector frozen at
+    `rand_vec`, reset; (env, first obs).
 
     Reset twice: the package's reset runs its hand reset before placing the fixture from the vector, so the
     second reset is the one every later episode of a goal-observable env has (fixture already in place)."""
     import envs.metaworld as mw
 
-    env = mw.reference(name)
-    env._last_rand_vec = np.asarray(rand_vec, np.float64)
-    env._freeze_rand_vec = True
+    env = mw.reference(name, rand_vec=rand_vec)
     env.reset()
     obs, _ = env.reset()
     return env, obs
@@ -201,7 +201,7 @@ def reference_env(name: str, rand_vec: np.ndarray) -> tuple[Any, np.ndarray]:
 
 @dataclass
 class Rollout:
-    """Lockstep episodes of S x B gymnasium envs: observations [T + 1, S, B, obs], rewards and success flags
+    """Lockstep episodes of S x B package envs: observations [T + 1, S, B, obs], rewards and success flags
     [T, S, B] (the flag the env reports after each step)."""
 
     obs: np.ndarray
@@ -209,19 +209,21 @@ class Rollout:
     success: np.ndarray
 
 
-def gym_rollout(env_grid: Sequence[Sequence[Any]], first_obs: np.ndarray, act: Callable[[np.ndarray], np.ndarray],
-                steps: int) -> Rollout:
-    """Step every env of `env_grid` ([S][B]) `steps` times with `act(obs [S, B, o]) -> [S, B, A]` (each env takes
-    the first entries of its action, as PadWrapper does)."""
+def lockstep_rollout(env_grid: Sequence[Sequence[Any]], first_obs: np.ndarray,
+                     act: Callable[[np.ndarray], np.ndarray], steps: int) -> Rollout:
+    """Step every mw-oracle env of `env_grid` ([S][B], one oracle) `steps` times with `act(obs [S, B, o]) ->
+    [S, B, A]`: one actor call and one pipe round trip (`Oracle.step_many`) per step. Each env takes the first 4
+    entries of its action (as PadWrapper does), in the actor's dtype."""
+    flat = [env for row in env_grid for env in row]
+    oracle, shape = flat[0].oracle, first_obs.shape[:2]
     obs, observations, rewards, success = first_obs, [first_obs], [], []
     for _ in range(steps):
-        actions = act(obs)
-        results = [[env.step(actions[s, b, : env.action_space.shape[0]]) for b, env in enumerate(row)]
-                   for s, row in enumerate(env_grid)]
-        obs = np.array([[r[0] for r in row] for row in results])
+        actions = act(obs)[..., :4].reshape(len(flat), -1)
+        result = oracle.step_many(flat, actions)
+        obs = result["obs"].reshape(*shape, -1)
         observations.append(obs)
-        rewards.append([[r[1] for r in row] for row in results])
-        success.append([[float(r[4]["success"]) for r in row] for row in results])
+        rewards.append(result["reward"].reshape(shape))
+        success.append(result["info"]["success"].reshape(shape))
     return Rollout(np.stack(observations), np.asarray(rewards, np.float64), np.asarray(success, np.float64))
 
 
@@ -231,7 +233,8 @@ def pad_obs(obs: np.ndarray, size: int) -> np.ndarray:
 
 
 def evaluate_metaworld(trainer: Trainer, state: TrainState, indices: Sequence[int], episodes: int) -> Scores:
-    """Each chosen task in the real package: S seeds x `episodes` envs in lockstep, one actor call per step."""
+    """Each chosen task in the real package (mw-oracle): S seeds x `episodes` envs in lockstep, one actor call and
+    one pipe round trip per step."""
     act = make_act_fn(trainer)
     params, stats = state.actor_params, state.obs_stats
     n_seeds = len(trainer.seeds)
@@ -243,7 +246,10 @@ def evaluate_metaworld(trainer: Trainer, state: TrainState, indices: Sequence[in
         env_grid = [[env for env, _ in row] for row in grid]
         first = np.array([[obs for _, obs in row] for row in grid])
         steps = env_grid[0][0].max_path_length
-        rollout = gym_rollout(env_grid, first, lambda obs: act(params, stats, pad_obs(obs, trainer.obs_size)), steps)
+        rollout = lockstep_rollout(env_grid, first, lambda obs: act(params, stats, pad_obs(obs, trainer.obs_size)),
+                                   steps)
+        for env in (env for row in env_grid for env in row):
+            env.close()
         returns.append(rollout.rewards.sum(axis=0).mean(axis=1))
         lengths.append(np.full(n_seeds, float(steps)))
         successes.append(rollout.success[-1].mean(axis=1))

@@ -1,4 +1,5 @@
-"""Scripted-expert success rates: the real metaworld package vs the port (CPU backend and MJX backend).
+"""Scripted-expert success rates: the real metaworld package (run by mw-oracle in its own environment,
+envs/metaworld/oracle.py) vs the port (CPU backend and MJX backend).
 
 For each task and episode i, a fresh goal-observable reference env is built with seed i (so each episode has its
 own object/goal configuration, as in the package); the port replays the same configuration (same random reset
@@ -40,13 +41,14 @@ def success_flags(env, policy, obs, steps: int) -> list[bool]:
 
 
 def run_reference(name: str, seeds, steps: int):
+    """The package's expert in the package (mw-oracle runs the whole episode: one round trip)."""
     ever, last, rands = [], [], []
     for seed in seeds:
         env = mw.reference(name, seed=seed)
-        policy = mw.expert_policy(name)
-        obs, _ = env.reset()
-        rands.append(np.array(env._last_rand_vec))
-        flags = success_flags(env, policy, obs, steps)
+        env.reset()
+        rands.append(np.array(env.rand_vec))
+        flags = list(env.expert_rollout(steps)["info"]["success"] > 0.5)
+        env.close()
         ever.append(any(flags))
         last.append(flags[-1])
     return ever, last, rands
@@ -70,7 +72,7 @@ def run_mjx(name: str, rands, steps: int, parity_steps: int, parity_seed: int):
 
     ref = mw.reference(name, seed=parity_seed)
     ref.reset()
-    task = mw.make(name, rand_vec=np.array(ref._last_rand_vec))
+    task = mw.make(name, rand_vec=np.array(ref.rand_vec))
     compiled = _Compiled(task, batch=len(rands))
     hand_resets = [task.run_hand_reset(task.fixture_position(r)) for r in rands]
     stacked = jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs), jnp.float32), *hand_resets)

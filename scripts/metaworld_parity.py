@@ -1,4 +1,4 @@
-"""Parity figures of the MetaWorld port against the real package (docs/parity_metaworld.md).
+"""Parity figures of the MetaWorld port against the real package, run by mw-oracle (docs/parity_metaworld.md).
 
 For each task: the reference env (seed) and the port start from the same configuration; the package's scripted
 expert acts on the reference's observations; the port takes the same actions. Reported per backend (cpu: the gymnasium env
@@ -44,8 +44,9 @@ def main() -> None:
             t0 = time.time()
             ref = mw.reference(name, seed=args.seed)
             ref.reset()
+            ref.close()
             physics = "cpu" if backend == "jax-cpu" else "mjx"
-            task = mw.make(name, rand_vec=np.array(ref._last_rand_vec), physics=physics)
+            task = mw.make(name, rand_vec=np.array(ref.rand_vec), physics=physics)
             compiled = _Compiled(task) if backend in ("mjx", "jax-cpu") else None
             for resync in (True, False):
                 r = run_parity(name, backend, steps=args.steps, seed=args.seed, resync=resync, task=task,

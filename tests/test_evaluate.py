@@ -1,4 +1,5 @@
-"""`purejaxsphere eval RUN_DIR`: a trained run's checkpoint evaluated on MJX, C MuJoCo and the real metaworld package.
+"""`purejaxsphere eval RUN_DIR`: a trained run's checkpoint evaluated on MJX, C MuJoCo and the real metaworld package
+(run by mw-oracle in its own environment, envs/metaworld/oracle.py).
 
 Two tiny runs are trained once per module through the CLI: a Brax run (2 seeds, 2 chunks, seed 1 dropped after a
 NaN injected into its second chunk) and a MetaWorld push-v3 run on C MuJoCo (1 seed, 500-step episodes: the
@@ -114,7 +115,8 @@ def test_cpu_and_metaworld_backends_agree(metaworld_run):
 
 
 def test_package_and_port_observations_match_under_the_trained_policy(metaworld_run):
-    """Step by step, the same policy in the package (evaluate.gym_rollout) and in the port with physics="cpu"."""
+    """Step by step, the same policy in the package (mw-oracle's pipe, evaluate.lockstep_rollout) and in the port
+    with physics="cpu"."""
     cfg = evaluate.run_config(metaworld_run)
     trainer = evaluate.build_trainer(cfg)
     state = evaluate.restore(evaluate.choose_checkpoint(metaworld_run, None, print), trainer).state
@@ -122,7 +124,7 @@ def test_package_and_port_observations_match_under_the_trained_policy(metaworld_
     policy = lambda obs: act(state.actor_params, state.obs_stats, obs)  # noqa: E731
     task, steps = trainer.tasks[0], 30
     env, first = evaluate.reference_env(task.name, task.fixed_rand_vec)
-    package = evaluate.gym_rollout([[env]], first[None, None], policy, steps)
+    package = evaluate.lockstep_rollout([[env]], first[None, None], policy, steps)
     port_state, step = jax.jit(task.reset)(jax.random.PRNGKey(0)), jax.jit(task.step)
     port_obs, port_rewards = [np.asarray(port_state.obs)], []
     for _ in range(steps):

@@ -1,4 +1,4 @@
-"""The MJX backend against the real metaworld package (one-step parity), plus the MJX hand reset and the trainer's
+"""The MJX backend against the real metaworld package (run by mw-oracle; one-step parity), plus the MJX hand reset and the trainer's
 wrapper stack. MJX compiles are slow on CPU (~1.5-3 min per task on the 2-core dev machine): the fast test uses one
 task; the slow ones cover all ten. Tolerances are the measured maxima (docs/parity_metaworld.md) with margin."""
 
@@ -23,7 +23,7 @@ FAST_TASK = "push-back-v3"
 def fast_setup():
     ref = mw.reference(FAST_TASK, seed=1)
     ref.reset()
-    task = mw.make(FAST_TASK, rand_vec=np.array(ref._last_rand_vec))
+    task = mw.make(FAST_TASK, rand_vec=np.array(ref.rand_vec))
     return task, _Compiled(task)
 
 
@@ -73,7 +73,7 @@ def test_mjx_hammer_expert_drives_the_nail():
     name = "hammer-v3"
     ref = mw.reference(name, seed=0)
     obs, _ = ref.reset()
-    task = mw.make(name, rand_vec=np.array(ref._last_rand_vec))
+    task = mw.make(name, rand_vec=np.array(ref.rand_vec))
     compiled = _Compiled(task)
     state = compiled.reset_to(task.fixed_rand_vec)
     policy = mw.expert_policy(name)

@@ -5,7 +5,9 @@
   `randomize_each_episode=False` (default) matches the package's goal-observable constructors: object and goal
   positions are drawn once (from `seed`) and kept for every episode; True draws new ones at every reset.
 - `task.cpu()`: the same task on C MuJoCo with the untouched model (gymnasium.Env).
-- `reference(name, seed=None)`: the real `metaworld` environment (goal observable), the reference of the tests.
+- `reference(name, seed=None, rand_vec=None)`: the real `metaworld` 3.1.1 env (goal observable), the reference of
+  the tests, run by mw-oracle in its own virtual environment (envs/metaworld/oracle.py; the project never imports
+  `metaworld`); `expert_policy(name)`: the package's scripted expert, through the same oracle.
 - `task.compat_record`: what the MJX model changes, as `envs.mjx_compat.Change`s (see model.py).
 See docs/metaworld.md.
 """
@@ -29,16 +31,25 @@ def make(name: str, **kwargs):
     return TASKS[short](**kwargs)
 
 
-def reference(name: str, seed: int | None = None):
-    """The real metaworld 3.1.1 env (goal observable; object and goal positions fixed per instance)."""
-    from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
+def reference(name: str, seed: int | None = None, rand_vec=None):
+    """The real metaworld 3.1.1 env (goal observable; object and goal positions fixed per instance, or at
+    `rand_vec`), behind mw-oracle's pipe: an `oracle.PackageEnv` (gymnasium-like, with the package's `state`)."""
+    from envs.metaworld import oracle
 
-    return ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[f"{_short(name)}-goal-observable"](seed=seed)
+    return oracle.shared().make(name, seed=seed, rand_vec=rand_vec)
 
 
-def expert_policy(name: str):
-    """The package's scripted expert for a task (metaworld.policies), obs -> action in numpy."""
-    import metaworld.policies as policies
+class ExpertPolicy:
+    """The package's scripted expert for a task (metaworld.policies, run by mw-oracle): obs -> float32 action."""
 
-    cls_name = "Sawyer" + "".join(part.capitalize() for part in _short(name).split("-")) + "Policy"
-    return getattr(policies, cls_name)()
+    def __init__(self, name: str):
+        self.task = _short(name)
+
+    def get_action(self, obs):
+        from envs.metaworld import oracle
+
+        return oracle.shared().expert(self.task, obs)
+
+
+def expert_policy(name: str) -> ExpertPolicy:
+    return ExpertPolicy(name)

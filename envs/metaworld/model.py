@@ -1,4 +1,5 @@
-"""MetaWorld Sawyer models: loaded from the installed `metaworld` package, and rewritten where MJX cannot collide.
+"""MetaWorld Sawyer models: loaded from the package's XML shipped in envs/metaworld/assets/ (metaworld 3.1.1's files,
+unchanged; SOURCE.md lists them), and rewritten where MJX cannot collide.
 
 `load_models(xml_name)` returns the untouched model (what the real package simulates; the CPU backend uses it) and
 the MJX model, plus a `CompatRecord` of every change made for MJX:
@@ -22,7 +23,7 @@ scale 5) as the package sets it at construction.
 from __future__ import annotations
 
 import dataclasses
-import os
+from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -31,6 +32,7 @@ from envs.mjx_compat import Change
 
 CYLINDER_SIDES = 16
 MAX_HULL_VERT = 64
+ASSETS_DIR = Path(__file__).with_name("assets")  # the package's assets/ layout: sawyer_xyz/, objects/, ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +66,8 @@ class CompatRecord:
 
 
 def xml_path(xml_name: str) -> str:
-    from metaworld.asset_path_utils import full_V3_path_for
-
-    return full_V3_path_for(os.path.join("sawyer_xyz", xml_name))
+    """The shipped copy of the package's `assets/sawyer_xyz/<xml_name>` (its includes resolve beside it)."""
+    return str(ASSETS_DIR / "sawyer_xyz" / xml_name)
 
 
 def set_mocap_welds(model: mujoco.MjModel) -> None:

@@ -1,4 +1,5 @@
-"""Parity harness: the port (MJX or CPU backend) against the real `metaworld` package, step by step.
+"""Parity harness: the port (MJX or CPU backend) against the real `metaworld` package (run by mw-oracle in its own
+environment, envs/metaworld/oracle.py), step by step.
 
 Used by tests/test_metaworld_parity.py and scripts/metaworld_parity.py. Both sides start from the same state (the
 port is built with the reference's random reset vector, so object, goal and fixture positions match, and its reset
@@ -22,6 +23,8 @@ import numpy as np
 
 import envs.metaworld as mw
 from envs.metaworld.base import INFO_KEYS
+
+SYNCED = ("qpos", "qvel", "qacc_warmstart", "mocap_pos", "mocap_quat", "ctrl")  # MjData fields the resync copies
 
 
 @dataclasses.dataclass
@@ -49,32 +52,27 @@ class ParityResult:
 
 
 def _sync_jax_cpu(task, state, ref, tile=lambda x: x):
-    d = ref.data
-    physics = task.backend.physics.init_state(qpos=np.asarray(d.qpos, np.float64),
-                                              qvel=np.asarray(d.qvel, np.float64),
-                                              qacc_warmstart=np.asarray(d.qacc_warmstart, np.float64))
-    data = dict(physics=jax.tree.map(tile, physics), mocap_pos=tile(jnp.asarray(d.mocap_pos, jnp.float32)))
-    ps = state.pipeline_state.replace(data=data, prev=tile(jnp.asarray(ref._prev_obs, jnp.float32)))
+    d = ref.state
+    physics = task.backend.physics.init_state(qpos=np.asarray(d["qpos"], np.float64),
+                                              qvel=np.asarray(d["qvel"], np.float64),
+                                              qacc_warmstart=np.asarray(d["qacc_warmstart"], np.float64))
+    data = dict(physics=jax.tree.map(tile, physics), mocap_pos=tile(jnp.asarray(d["mocap_pos"], jnp.float32)))
+    ps = state.pipeline_state.replace(data=data, prev=tile(jnp.asarray(d["prev_obs"], jnp.float32)))
     return state.replace(pipeline_state=ps)
 
 
 def _sync_mjx(state, ref):
-    d = ref.data
+    d = ref.state
     data = state.pipeline_state.data
-    data = data.replace(qpos=jnp.asarray(d.qpos, data.qpos.dtype), qvel=jnp.asarray(d.qvel, data.qvel.dtype),
-                        qacc_warmstart=jnp.asarray(d.qacc_warmstart, data.qacc_warmstart.dtype),
-                        mocap_pos=jnp.asarray(d.mocap_pos, data.mocap_pos.dtype),
-                        mocap_quat=jnp.asarray(d.mocap_quat, data.mocap_quat.dtype),
-                        ctrl=jnp.asarray(d.ctrl, data.ctrl.dtype))
-    ps = state.pipeline_state.replace(data=data, prev=jnp.asarray(ref._prev_obs, jnp.float32))
+    data = data.replace(**{field: jnp.asarray(d[field], getattr(data, field).dtype) for field in SYNCED})
+    ps = state.pipeline_state.replace(data=data, prev=jnp.asarray(d["prev_obs"], jnp.float32))
     return state.replace(pipeline_state=ps)
 
 
 def _sync_cpu(cpu, ref):
-    d, r = cpu.data, ref.data
-    d.qpos[:], d.qvel[:], d.qacc_warmstart[:] = r.qpos, r.qvel, r.qacc_warmstart
-    d.mocap_pos[:], d.mocap_quat[:], d.ctrl[:] = r.mocap_pos, r.mocap_quat, r.ctrl
-    cpu._prev = jnp.asarray(ref._prev_obs, jnp.float32)
+    for field in SYNCED:
+        getattr(cpu.data, field)[:] = ref.state[field]
+    cpu._prev = jnp.asarray(ref.state["prev_obs"], jnp.float32)
 
 
 class _Compiled:
@@ -114,12 +112,8 @@ class _Compiled:
             return _sync_jax_cpu(self.task, state, ref, tile=(lambda x: x) if self.batch is None else self._tile)
         if self.batch is None:
             return _sync_mjx(state, ref)
-        d = ref.data
-        data = state.pipeline_state.data
-        data = data.replace(qpos=self._tile(d.qpos), qvel=self._tile(d.qvel),
-                            qacc_warmstart=self._tile(d.qacc_warmstart), mocap_pos=self._tile(d.mocap_pos),
-                            mocap_quat=self._tile(d.mocap_quat), ctrl=self._tile(d.ctrl))
-        ps = state.pipeline_state.replace(data=data, prev=self._tile(ref._prev_obs))
+        data = state.pipeline_state.data.replace(**{field: self._tile(ref.state[field]) for field in SYNCED})
+        ps = state.pipeline_state.replace(data=data, prev=self._tile(ref.state["prev_obs"]))
         return state.replace(pipeline_state=ps)
 
 
@@ -128,7 +122,7 @@ def run_parity(name: str, backend: str = "cpu", steps: int = 100, seed: int = 0,
     """Roll the reference and the port side by side; returns the largest differences seen."""
     ref = mw.reference(name, seed=seed)
     obs_ref, _ = ref.reset()
-    rand = np.array(ref._last_rand_vec)
+    rand = np.array(ref.rand_vec)
     policy = mw.expert_policy(name)
     rng = np.random.default_rng(seed)
     if task is None or not np.allclose(task.fixed_rand_vec, rand):
@@ -178,6 +172,7 @@ def run_parity(name: str, backend: str = "cpu", steps: int = 100, seed: int = 0,
         mismatch += int(bool(info["success"]) != bool(info_ref["success"]))
         succ_ref += int(bool(info_ref["success"]))
         succ_port += int(bool(info["success"]))
+    ref.close()
     return ParityResult(name=name, backend=backend, resync=resync, steps=steps, reset_obs_err=reset_err,
                         obs_err=max(obs_errs), obs_err_hand=hand_err, obs_err_objects=obj_err, obs_err_goal=goal_err,
                         reward_err=max(reward_errs), term_err=term_err, success_mismatch=mismatch,
