@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import envs
-import envs.metaworld as mw
+from envs.metaworld import oracle
+from envs.metaworld.model import load_reference_model
 from envs.core import Env
 from envs.testing import PointMass
 
@@ -49,10 +50,15 @@ def test_metaworld_mj_model_and_step_match_the_package(physics):
     task = envs.make("metaworld/push-v3", physics=physics, num_threads=1) if physics == "cpu" else envs.make(
         "metaworld/push-v3")
     check_protocol(task)
-    reference = mw.reference("push-v3", seed=0)
-    assert task.n_substeps == reference.frame_skip
-    assert task.dt == pytest.approx(reference.dt)
-    assert same_model(task.mj_model, reference.model)
+    # The package's env lives in mw-oracle's process: its facts come over the pipe, its model from the same XML
+    # (the shipped copy, checked byte for byte against the package's in tests/test_metaworld_assets.py).
+    facts = oracle.shared().describe("push-v3")
+    assert task.n_substeps == facts["frame_skip"]
+    assert task.dt == pytest.approx(facts["timestep"] * facts["frame_skip"])
+    m = task.mj_model
+    assert (m.nq, m.nv, m.nu, m.nbody, m.ngeom, m.nmocap) == tuple(
+        facts[k] for k in ("nq", "nv", "nu", "nbody", "ngeom", "nmocap"))
+    assert same_model(m, load_reference_model(facts["xml"].removeprefix("sawyer_xyz/")))
     assert {c.kind for c in task.compat_record} == {"cylinder_to_prism", "maxhullvert", "margin"}
 
 
