@@ -3,7 +3,7 @@ hold in the code (imports read with `ast`, including imports inside functions an
 
 A file counts as named when its path (`envs/core.py`) appears in backticks, or its file name (`core.py`) appears in
 backticks on a table row whose first cell is its directory in backticks (`envs/`). Also: every relative link in
-README.md and docs/*.md resolves (docs/bench/ keeps current JSON only; older files live in git history).
+README.md and docs/*.md resolves, and docs/bench/ holds only JSON files a doc links (older ones live in git history).
 """
 
 from __future__ import annotations
@@ -79,6 +79,14 @@ def test_relative_links_resolve():
             if not (doc.parent / target.split("#")[0]).exists():
                 broken.append(f"{doc.relative_to(ROOT)}: {target}")
     assert not broken, broken
+
+
+def test_docs_bench_holds_only_linked_json():
+    """docs/bench/ keeps the JSON a doc links; an older file is cited as `file at commit`, not kept in the tree."""
+    text = "".join(p.read_text() for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+    linked = set(re.findall(r"\]\((?:docs/)?bench/([^)\s#]+)\)", text))
+    unlinked = sorted(p.name for p in (ROOT / "docs" / "bench").glob("*.json") if p.name not in linked)
+    assert not unlinked, f"docs/bench files no doc links (git rm them; cite their commit instead): {unlinked}"
 
 
 # ---- imports ----------------------------------------------------------------------------------------------------
