@@ -1,7 +1,8 @@
 """Plot learning-curve JSON files of scripts/learning_brax.py on one figure, and print the final-return table in
 Markdown.
 
-    python scripts/learning_plot.py docs/learning/brax_inverted_pendulum_ppo.json --out docs/learning/brax_inverted_pendulum.png
+    python scripts/learning_plot.py docs/learning/brax_inverted_pendulum_ppo.json \\
+        --out docs/learning/brax_inverted_pendulum.png
 
 Each file holds one or both trainers (`ours`, `brax`), each with `steps` [P] and `eval_return` [P, seed].
 A curve is the mean over seeds with a band of one standard deviation.
