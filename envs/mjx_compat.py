@@ -27,7 +27,7 @@ is the record type of every MJX rewrite here: HumanoidBench's `task.compat_recor
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import mujoco
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 from importlib import metadata
-from typing import Optional
 
 # MJX's Warp implementation needs this mujoco-mjx and the mujoco-warp package; it runs on CUDA only.
 WARP_MIN_MJX = (3, 3, 5)
@@ -23,7 +22,7 @@ WARP_NOT_BUILT = (" (the stack supports physics='warp', but this suite's MJX-War
                   "models, contact sensors and parity tests against C MuJoCo)")
 
 
-def installed_version(distribution: str) -> Optional[str]:
+def installed_version(distribution: str) -> str | None:
     """The installed version of a distribution (importlib.metadata: imports nothing), or None."""
     try:
         return metadata.version(distribution)
@@ -37,7 +36,7 @@ def release(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in match.group(0).split(".")) if match else ()
 
 
-def warp_problem(mjx_version: Optional[str], warp_version: Optional[str], device: tuple[bool, str]) -> Optional[str]:
+def warp_problem(mjx_version: str | None, warp_version: str | None, device: tuple[bool, str]) -> str | None:
     """Why `physics=warp` cannot run, in one line, or None when it can.
 
     mjx_version / warp_version: the installed mujoco-mjx / mujoco-warp (None: not installed). device: (whether a
@@ -69,7 +68,7 @@ def cuda_devices() -> tuple[bool, str]:
     return any(p in ("gpu", "cuda") for p in platforms), f"jax devices: {', '.join(platforms)}"
 
 
-def warp_stack_problem(device: Optional[tuple[bool, str]] = None) -> Optional[str]:
+def warp_stack_problem(device: tuple[bool, str] | None = None) -> str | None:
     """`warp_problem` for this process: package versions and `device` (default: the driver's files, cheap and
     jax-free, for config time; envs.registry.make passes `cuda_devices()` when it builds the tasks)."""
     return warp_problem(installed_version("mujoco-mjx"), installed_version("mujoco-warp"), device or nvidia_driver())

@@ -1,8 +1,9 @@
 """The XLA:CPU workaround for MJX (MuJoCo issue 2957): the one place that decides when to set it.
 
 XLA:CPU's fusion emitters make the MJX step of the contact-rich MetaWorld models 40-110x slower and its compile
-2-3x (HumanoidBench's H1 step: 1.1-3x; docs/benchmarks.md, "MJX on CPU and XLA_FLAGS"). `XLA_FLAGS=--xla_cpu_use_fusion_emitters=false`
-avoids that, but XLA reads XLA_FLAGS once, when jax initialises its backends. So:
+2-3x (HumanoidBench's H1 step: 1.1-3x; docs/benchmarks.md, "MJX on CPU and XLA_FLAGS").
+`XLA_FLAGS=--xla_cpu_use_fusion_emitters=false` avoids that, but XLA reads XLA_FLAGS once, when jax initialises
+its backends. So:
 
 - `envs.make` and the CLI (`cli.configure_xla`) call `ensure_workaround` before building such a task on MJX;
 - before jax's backends exist it appends the flag to XLA_FLAGS (harmless on a GPU: it only changes XLA:CPU);
@@ -19,7 +20,7 @@ import logging
 import os
 import sys
 import warnings
-from typing import Iterable
+from collections.abc import Iterable
 
 SUITES = ("humanoidbench/", "metaworld/")  # MJX models that hit the regression
 FLAG = "--xla_cpu_use_fusion_emitters=false"

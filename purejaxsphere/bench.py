@@ -37,7 +37,8 @@ import resource
 import statistics
 import time
 import warnings
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -87,7 +88,7 @@ class Timing:
 
     steps_per_call: int
     seconds: list[float]
-    compile_seconds: Optional[float] = None
+    compile_seconds: float | None = None
 
     @property
     def best_seconds(self) -> float:
@@ -118,7 +119,7 @@ class Timing:
         }
 
 
-def finite(x: Optional[float]) -> Optional[float]:
+def finite(x: float | None) -> float | None:
     """x, or None where it is missing or not finite (JSON has no NaN)."""
     return x if x is not None and math.isfinite(x) else None
 
@@ -130,7 +131,7 @@ class Program:
     call: Callable[[Any], Any]
     carry: Any
     steps_per_call: int
-    compile_seconds: Optional[float] = None
+    compile_seconds: float | None = None
     compiled: Any = None  # the jax Compiled object, where there is one (HLO: `compiled.as_text()`)
 
 
@@ -209,13 +210,13 @@ def trainer_programs(trainer: Trainer) -> dict[str, Program]:
             "trainer": Program(lambda s: chunk(s, n_updates)[0], state, steps, chunk_compile, chunk)}
 
 
-def program_memory(compiled: Any) -> Optional[dict[str, int]]:
+def program_memory(compiled: Any) -> dict[str, int] | None:
     """XLA's memory plan of a compiled program in bytes: arguments, outputs, temporaries, and `total` (what the
     device must hold while it runs; outputs aliased to donated arguments counted once). None where the backend
     does not report it."""
     try:
         stats = compiled.memory_analysis()
-    except Exception:  # noqa: BLE001 - an optional report; some backends raise NotImplementedError
+    except Exception:  # an optional report; some backends raise NotImplementedError
         return None
     if stats is None:
         return None
@@ -240,7 +241,7 @@ class DerivedTiming(Timing):
         return self.median
 
 
-def update_phase(trainer_timing: Timing, collection: Timing, updates_per_chunk: int) -> Optional[Timing]:
+def update_phase(trainer_timing: Timing, collection: Timing, updates_per_chunk: int) -> Timing | None:
     """The update phase (GAE + epochs x minibatches) alone: a chunk call's time per PPO update minus a rollout
     call's time, for the fastest calls and for the medians (None where the fastest is not positive: timing noise)."""
     best = trainer_timing.best_seconds / updates_per_chunk - collection.best_seconds
@@ -464,11 +465,11 @@ def setup_summary(cfg: Config, n_seeds: int) -> dict[str, Any]:
     }
 
 
-def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def rate_ratios(rates: dict[str, Optional[float]]) -> dict[str, Optional[float]]:
+def rate_ratios(rates: dict[str, float | None]) -> dict[str, float | None]:
     """The trainer's phases against raw stepping and against Brax's PPO."""
     return {
         "collection_over_raw": ratio(rates["collection"], rates["raw_env"]),
@@ -519,7 +520,7 @@ def run_bench(cfg: Config, *, min_seconds: float, updates_per_chunk: int, brax_e
     medians = {key: finite(timings[key].median_rate) if key in timings else None for key in RATE_KEYS}
     return {
         "schema": SCHEMA,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "load_average": {"start": load_start, "timing": load_timing, "end": load_average()},
         "setup": setup_summary(cfg, n_seeds),
@@ -583,6 +584,6 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value: Optional[float], width: int, digits: int) -> str:
+def _fmt(value: float | None, width: int, digits: int) -> str:
     text = "-" if value is None or not math.isfinite(value) else f"{value:,.{digits}f}"
     return f"{text:>{width}}"

@@ -17,9 +17,10 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class Checkpoint:
     eval_success: np.ndarray
     dropped: list[int] = field(default_factory=list)  # members (indices on the vmap axis) dropped after a fault
     task_final: bool = False  # the last chunk of its task (kept forever)
-    path: Optional[Path] = None
+    path: Path | None = None
 
 
 def _file_digests(root: Path) -> dict[str, str]:
@@ -113,7 +114,7 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def verify_checkpoint(path: Path) -> Optional[str]:
+def verify_checkpoint(path: Path) -> str | None:
     """None when every file matches the manifest; otherwise what is wrong."""
     manifest = path / "manifest.json"
     if not manifest.is_file():
@@ -176,7 +177,7 @@ def read_position(path: Path) -> Position:
     return Position(meta["task_index"], meta["chunks_done"])
 
 
-def latest_good_checkpoint(run_dir: str | Path, warn: Callable[[str], None] = print) -> Optional[Path]:
+def latest_good_checkpoint(run_dir: str | Path, warn: Callable[[str], None] = print) -> Path | None:
     """The newest checkpoint whose checksums verify; each bad one passed over is reported through `warn`."""
     for path in reversed(list_checkpoints(run_dir)):
         problem = verify_checkpoint(path)

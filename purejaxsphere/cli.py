@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from purejaxsphere.config import Config, ConfigError, absolute_path, load_config, read_run_config
 from purejaxsphere.run import RunFinished, configure_xla, is_out_of_memory, run, run_config
@@ -29,7 +30,8 @@ def resume_config(overrides: list[str]) -> Config:
     resume = [o for o in overrides if o.startswith("resume=")]
     others = [o for o in overrides if not o.startswith(("resume=", "progress="))]
     if others:
-        raise ConfigError(f"resume: other overrides are not allowed when resuming (the run's config.yaml is used), got {others}")
+        raise ConfigError(
+            f"resume: other overrides are not allowed when resuming (the run's config.yaml is used), got {others}")
     progress = [o.split("=", 1)[1].lower() in ("true", "1", "yes") for o in overrides if o.startswith("progress=")]
     cfg = run_config(Config(resume=resume[-1].split("=", 1)[1]))
     return dataclasses.replace(cfg, progress=progress[-1] if progress else read_run_config(cfg.run_dir).progress)
@@ -73,7 +75,8 @@ def dry_run(cfg: Config, shown_run_dir: Path, resuming: bool) -> int:
 
         path = ckpt.latest_good_checkpoint(cfg.run_dir, warn=lambda message: None)
         finished = (Path(cfg.run_dir) / "summary.json").exists()
-        print(f"  resume      {'finished: nothing to do' if finished else (path.name if path else 'no usable checkpoint: starts over')}")
+        plan = path.name if path else "no usable checkpoint: starts over"
+        print(f"  resume      {'finished: nothing to do' if finished else plan}")
     return 0
 
 
@@ -104,7 +107,7 @@ def train(overrides: list[str], dry: bool = False) -> int:
     except RunFinished as finished:
         print(f"purejaxsphere: {show(str(finished))}")
         return 0
-    except Exception as error:  # noqa: BLE001 - numerical faults and out-of-memory become messages, others raise
+    except Exception as error:  # numerical faults and out-of-memory become messages, others raise
         return failure_code(error, cfg, say)
     if result.interrupted:
         position = result.position
@@ -202,13 +205,13 @@ def render(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------------- bench (purejaxsphere.bench)
+# ------------------------------------------------------------------------------------------ bench (purejaxsphere.bench)
 # `--quick`: a tiny shape that measures everything in about a minute on a CPU (CI). The H1 on C MuJoCo compiles in
 # seconds; an MJX task's step compiles in every measured program (raw, rollout, chunk, Brax: ~4x longer in all).
 BENCH_QUICK = [
-    "benchmark=smoke", "tasks=[humanoidbench/h1_stand]", "physics=cpu", "num_envs=4", "episode_length=20", "ppo.n_steps=8",
-    "ppo.minibatch_size=16", "ppo.update_epochs=1", "network.hidden_sizes=[16]", "network.gate_hidden_sizes=[16]",
-    "network.critic_hidden_sizes=[16]", "network.n_experts=2",
+    "benchmark=smoke", "tasks=[humanoidbench/h1_stand]", "physics=cpu", "num_envs=4", "episode_length=20",
+    "ppo.n_steps=8", "ppo.minibatch_size=16", "ppo.update_epochs=1", "network.hidden_sizes=[16]",
+    "network.gate_hidden_sizes=[16]", "network.critic_hidden_sizes=[16]", "network.n_experts=2",
 ]
 
 
@@ -274,8 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     eval_parser.add_argument("run_dir", help="a run directory written by `purejaxsphere train`")
     eval_parser.add_argument("--backend", help="mjx | cpu | metaworld (the real package; MetaWorld tasks only); "
                                                "default: the run's physics")
-    eval_parser.add_argument("--episodes", type=int, help="episodes per task and seed (default: the run's eval.episodes)")
-    eval_parser.add_argument("--checkpoint", help="checkpoint name, e.g. t000_c00002 (default: the newest that verifies)")
+    eval_parser.add_argument("--episodes", type=int,
+                             help="episodes per task and seed (default: the run's eval.episodes)")
+    eval_parser.add_argument("--checkpoint",
+                             help="checkpoint name, e.g. t000_c00002 (default: the newest that verifies)")
     eval_parser.add_argument("--tasks", help="task indices in the run's sequence, e.g. 0,2 (default: all)")
     eval_parser.add_argument("--out", help="JSON output file (default: RUN_DIR/eval_<backend>.json)")
     add_render_parser(commands)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -140,7 +141,7 @@ class DiagnosticsConfig:
 class WandbConfig:
     mode: str = "offline"  # disabled | offline | online; the WANDB_MODE environment variable wins when set
     project: str = "purejaxsphere"
-    entity: Optional[str] = None
+    entity: str | None = None
 
 
 # Float hyperparameters that only enter the compiled update arithmetically, so a list of values runs as one more
@@ -155,7 +156,7 @@ SWEEPABLE = (
 class SweepConfig:
     """One hyperparameter swept inside one compiled program: every (value, seed) pair is a member of the vmap axis."""
 
-    key: Optional[str] = None  # one of SWEEPABLE; None: no sweep
+    key: str | None = None  # one of SWEEPABLE; None: no sweep
     values: list[float] = field(default_factory=list)
 
 
@@ -180,7 +181,7 @@ class Config:
     benchmark: str = "smoke"
     algo: str = "moe_topk_sphere"
     tasks: list[str] = field(default_factory=list)
-    episode_length: Optional[int] = None  # None: each task's own
+    episode_length: int | None = None  # None: each task's own
     seeds: Any = 2  # n -> seeds 0..n-1; a list -> those seeds
     num_envs: int = 128
     total_timesteps: int = 10_000_000  # per task and seed (rounded up to whole PPO updates)
@@ -199,9 +200,9 @@ class Config:
     video: bool = False  # render one episode per task at its end into RUN_DIR/videos and W&B (purejaxsphere/render.py)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     fault: FaultConfig = field(default_factory=FaultConfig)
-    run_dir: Optional[str] = None  # None: <runs_root>/<time>_<benchmark>_<algo>
+    run_dir: str | None = None  # None: <runs_root>/<time>_<benchmark>_<algo>
     runs_root: str = "runs"
-    resume: Optional[str] = None
+    resume: str | None = None
     # JAX's persistent compilation cache: a second run (or a resume) of the same programs skips compiling.
     # Empty string: off.
     compile_cache: str = "~/.cache/purejaxsphere/xla"
@@ -480,7 +481,8 @@ def validate(cfg: Config) -> None:
     _require(diag.probe_states > 0, f"diagnostics.probe_states: must be positive, got {diag.probe_states}")
     _require(
         0 < diag.entk_states <= diag.probe_states,
-        f"diagnostics.entk_states: must be in 1..diagnostics.probe_states ({diag.probe_states}), got {diag.entk_states}",
+        f"diagnostics.entk_states: must be in 1..diagnostics.probe_states ({diag.probe_states}), "
+        f"got {diag.entk_states}",
     )
     _require(diag.dormant_tau >= 0, f"diagnostics.dormant_tau: must be >= 0, got {diag.dormant_tau}")
     _require(cfg.checkpoint.every > 0, f"checkpoint.every: must be positive, got {cfg.checkpoint.every}")
@@ -499,7 +501,7 @@ def with_value(cfg: Config, key: str, value: Any) -> Config:
     return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **{name: value})})
 
 
-def sweep_values(cfg: Config) -> list[Optional[float]]:
+def sweep_values(cfg: Config) -> list[float | None]:
     """The swept values, or [None] without a sweep."""
     return [float(v) for v in cfg.sweep.values] if cfg.sweep.key else [None]
 

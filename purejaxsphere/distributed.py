@@ -14,7 +14,8 @@ over all devices with `jax.sharding`; the compiled chunk program then runs SPMD,
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -55,7 +56,7 @@ def is_main_process() -> bool:
     return jax.process_index() == 0
 
 
-def shard_axis(n_devices: int, n_seeds: int, num_envs: int) -> Optional[str]:
+def shard_axis(n_devices: int, n_seeds: int, num_envs: int) -> str | None:
     """Which axis of the carry to split over `n_devices`: "seed", "env", or None (one device)."""
     if n_devices <= 1:
         return None
@@ -76,7 +77,7 @@ def _spec(path: tuple, leaf: Any, axis: str) -> PartitionSpec:
     return PartitionSpec(None, AXIS) if in_env_state and np.ndim(leaf) >= 2 else PartitionSpec()
 
 
-def make_placement(n_seeds: int, num_envs: int, warn: Callable[[str], None] = print) -> Optional[Callable]:
+def make_placement(n_seeds: int, num_envs: int, warn: Callable[[str], None] = print) -> Callable | None:
     """A function putting a carry (or any pytree with a leading seed axis) onto all devices, or None for one
     device."""
     devices = jax.devices()

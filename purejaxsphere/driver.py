@@ -11,9 +11,10 @@ purejaxsphere/run.py's.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -95,11 +96,11 @@ class RunResult:
     eval_success: np.ndarray
     metrics: list[dict[str, Any]] = field(default_factory=list)  # the rows logged by this call
     dropped: list[int] = field(default_factory=list)  # members (indices) dropped after a numerical fault
-    position: Optional[Position] = None  # where training stopped
+    position: Position | None = None  # where training stopped
     interrupted: bool = False  # stopped early on request (signal); resume from the last checkpoint
-    sweep_values: list[Optional[float]] = field(default_factory=list)  # per member; None without a sweep
-    sweep_key: Optional[str] = None
-    stop_signal: Optional[int] = None  # the signal that asked an interrupted run to stop (set by run.run)
+    sweep_values: list[float | None] = field(default_factory=list)  # per member; None without a sweep
+    sweep_key: str | None = None
+    stop_signal: int | None = None  # the signal that asked an interrupted run to stop (set by run.run)
 
     @property
     def dropped_seeds(self) -> list[int]:
@@ -109,7 +110,7 @@ class RunResult:
 class NumericalFault(RuntimeError):
     """A seed's losses, gradients, parameters or observations went non-finite (and cfg.fault.on_nan is "stop")."""
 
-    last_checkpoint: Optional[Path] = None  # set by run.run: the last good checkpoint, where a resume starts
+    last_checkpoint: Path | None = None  # set by run.run: the last good checkpoint, where a resume starts
 
 
 Logger = Callable[[dict[str, Any]], None]
@@ -121,10 +122,10 @@ ChunkHook = Callable[[Checkpoint], None]
 class Hooks:
     """Where the driver reports (all optional): see `Trainer.__call__`."""
 
-    logger: Optional[Logger] = None
-    progress: Optional[Progress] = None
-    on_chunk_end: Optional[ChunkHook] = None
-    stop_requested: Optional[Callable[[], bool]] = None
+    logger: Logger | None = None
+    progress: Progress | None = None
+    on_chunk_end: ChunkHook | None = None
+    stop_requested: Callable[[], bool] | None = None
     warn: Callable[[str], None] = print
 
 
@@ -132,11 +133,11 @@ class Hooks:
 class Loop:
     """What the driver carries on the host from chunk to chunk, beside the compiled carry `state`."""
 
-    state: Optional[TrainState]
+    state: TrainState | None
     eval_return: np.ndarray  # [trained task, evaluated task, member]
     eval_success: np.ndarray
     dropped: list[int]  # members dropped after a numerical fault
-    position: Optional[Position]  # the last chunk done
+    position: Position | None  # the last chunk done
     rows: list[dict[str, Any]] = field(default_factory=list)  # the rows logged by this call
     compile_seconds: float = 0.0  # of the current task's chunk program
     started: float = field(default_factory=time.perf_counter)
@@ -192,7 +193,7 @@ class Trainer:
         # Independent of the training keys, so evaluating never changes what training does.
         return jnp.stack([jax.random.fold_in(task_key(seed, task_index), 1_000_003 + chunk) for seed in self.seeds])
 
-    def start_task(self, task_index: int, previous: Optional[TrainState]) -> TrainState:
+    def start_task(self, task_index: int, previous: TrainState | None) -> TrainState:
         """The state a task starts from: fresh, then what `cfg.carry` keeps from the previous task's final state."""
         fresh = self.place(self.fresh_state(task_index))  # placed first: inherit's arithmetic sees one sharding
         return fresh if previous is None else self.place(inherit(previous, fresh, self.cfg))
@@ -265,12 +266,12 @@ class Trainer:
 
     def __call__(
         self,
-        logger: Optional[Logger] = None,
-        progress: Optional[Progress] = None,
+        logger: Logger | None = None,
+        progress: Progress | None = None,
         *,
-        resume: Optional[Checkpoint] = None,
-        on_chunk_end: Optional[ChunkHook] = None,
-        stop_requested: Optional[Callable[[], bool]] = None,
+        resume: Checkpoint | None = None,
+        on_chunk_end: ChunkHook | None = None,
+        stop_requested: Callable[[], bool] | None = None,
         warn: Callable[[str], None] = print,
     ) -> RunResult:
         """Train the whole sequence, or what is left of it after `resume` (a restored checkpoint).
@@ -300,7 +301,7 @@ class Trainer:
                     return self.result(loop, interrupted=True)
         return self.result(loop)
 
-    def begin(self, resume: Optional[Checkpoint]) -> tuple[Loop, Position]:
+    def begin(self, resume: Checkpoint | None) -> tuple[Loop, Position]:
         """The loop's starting point (empty, or what `resume` restored) and the first chunk to train."""
         if resume is None:
             empty = np.full((len(self.tasks), len(self.tasks), len(self.seeds)), np.nan)
@@ -313,7 +314,7 @@ class Trainer:
             first = Position(first.task_index + 1, 0)
         return loop, first
 
-    def enter_task(self, loop: Loop, task_index: int, first_chunk: int, progress: Optional[Progress]) -> Callable:
+    def enter_task(self, loop: Loop, task_index: int, first_chunk: int, progress: Progress | None) -> Callable:
         """Start task `task_index` (unless resuming inside it) and return its compiled chunk program."""
         if first_chunk == 0:
             loop.state = self.start_task(task_index, loop.state)
@@ -350,7 +351,7 @@ class Trainer:
             loop.state = self.place(keep_seeds(mask, previous, loop.state))
 
     def log_rows(self, loop: Loop, task_index: int, chunk: int, summary: dict[str, np.ndarray], seconds: float,
-                 logger: Optional[Logger]) -> list[dict[str, Any]]:
+                 logger: Logger | None) -> list[dict[str, Any]]:
         """Evaluate the policy after the chunk; one metrics row per live member, logged and kept in `loop`."""
         task, plan = self.tasks[task_index], self.plan
         evaluation = to_host(self.programs(task_index).evaluate(

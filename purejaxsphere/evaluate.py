@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +33,8 @@ import numpy as np
 
 from purejaxsphere import checkpoint as ckpt
 from purejaxsphere.config import Config, ConfigError, read_run_config
-from purejaxsphere.logging import atomic_write_text, json_ready
 from purejaxsphere.driver import Trainer, make_train
+from purejaxsphere.logging import atomic_write_text, json_ready
 from purejaxsphere.programs import TrainState, deterministic_action, map_members
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def run_config(run_dir: Path) -> Config:
         raise EvalError(f"bad run directory: {error}") from None
 
 
-def choose_checkpoint(run_dir: Path, name: Optional[str], warn: Callable[[str], None]) -> Path:
+def choose_checkpoint(run_dir: Path, name: str | None, warn: Callable[[str], None]) -> Path:
     """The checkpoint called `name` (verified), or the newest one whose checksums verify."""
     available = [path.name for path in ckpt.list_checkpoints(run_dir)]
     if name is None:
@@ -110,7 +111,7 @@ def summary_dropped_seeds(run_dir: Path) -> list[int]:
     return [int(seed) for seed in json.loads(summary.read_text()).get("dropped_seeds", [])]
 
 
-def task_indices(spec: Optional[str], tasks: Sequence[str]) -> list[int]:
+def task_indices(spec: str | None, tasks: Sequence[str]) -> list[int]:
     """`--tasks 0,2` -> [0, 2] (indices into the run's sequence); None -> every task."""
     if spec is None:
         return list(range(len(tasks)))
@@ -305,14 +306,14 @@ def make_payload(run_dir: Path, checkpoint: ckpt.Checkpoint, backend: str, episo
     return payload
 
 
-def _cell(ret: Optional[float], success: Optional[float]) -> str:
+def _cell(ret: float | None, success: float | None) -> str:
     text = "n/a" if ret is None else f"{ret:.2f}"
     return text + ("" if success is None else f" / {success:4.2f}")
 
 
 def format_table(payload: dict[str, Any]) -> str:
     """Task x seed table of `return / success`, a mean column, and the average over tasks."""
-    def value(x: Any) -> Optional[float]:
+    def value(x: Any) -> float | None:
         return None if x is None else float(x)
 
     clean = json_ready(payload)
@@ -336,8 +337,8 @@ def format_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_eval(run_dir: str | Path, backend: Optional[str] = None, episodes: Optional[int] = None,
-             checkpoint: Optional[str] = None, tasks: Optional[str] = None, out: Optional[str | Path] = None,
+def run_eval(run_dir: str | Path, backend: str | None = None, episodes: int | None = None,
+             checkpoint: str | None = None, tasks: str | None = None, out: str | Path | None = None,
              warn: Callable[[str], None] = print) -> tuple[dict[str, Any], Path]:
     """Evaluate RUN_DIR's checkpoint on `backend` (default: the run's physics); write the JSON and return it with
     its path (default RUN_DIR/eval_<backend>.json). Raises EvalError for bad inputs."""

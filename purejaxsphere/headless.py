@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import MutableMapping, Optional, Sequence
+from collections.abc import MutableMapping, Sequence
 
 GL_BACKENDS = ("egl", "osmesa")  # the order tried when MUJOCO_GL is unset: hardware first
 OSMESA_PACKAGE = "libosmesa6"  # Debian/Ubuntu's OSMesa library (software rendering)
@@ -34,7 +34,7 @@ class RenderError(ValueError):
     """Rendering cannot run: no GL backend, or bad render inputs (the CLI exits with code 2)."""
 
 
-def probe_backend(name: str, environ: Optional[MutableMapping[str, str]] = None) -> Optional[str]:
+def probe_backend(name: str, environ: MutableMapping[str, str] | None = None) -> str | None:
     """None when `MUJOCO_GL=name` renders in a fresh process, else why not (the last line it printed)."""
     env = dict(os.environ if environ is None else environ)
     env["MUJOCO_GL"] = name
@@ -58,10 +58,10 @@ def no_backend_message(failures: Sequence[tuple[str, str]]) -> str:
             "to egl or osmesa")
 
 
-_chosen: dict[Optional[str], str] = {}  # requested MUJOCO_GL (None: unset) -> the backend that worked
+_chosen: dict[str | None, str] = {}  # requested MUJOCO_GL (None: unset) -> the backend that worked
 
 
-def select_backend(environ: Optional[MutableMapping[str, str]] = None) -> str:
+def select_backend(environ: MutableMapping[str, str] | None = None) -> str:
     """The GL backend rendering will use, set in `environ` (default os.environ) as MUJOCO_GL and, for EGL and
     OSMesa, PYOPENGL_PLATFORM. Probed once per requested MUJOCO_GL; RenderError when none works."""
     environ = os.environ if environ is None else environ

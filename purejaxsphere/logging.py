@@ -11,8 +11,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import yaml
@@ -59,7 +60,7 @@ def default_run_dir(cfg: Config) -> Path:
 class RunDirectory:
     """Writes one run's files; `log(row)` appends a metrics line and flushes it to disk."""
 
-    def __init__(self, path: str | Path, cfg: Config, keep_row: Optional[Callable[[dict[str, Any]], bool]] = None):
+    def __init__(self, path: str | Path, cfg: Config, keep_row: Callable[[dict[str, Any]], bool] | None = None):
         """`keep_row`: when resuming, the metrics rows to keep (those up to the checkpoint); the rest are dropped,
         so a resumed run's metrics.jsonl holds each chunk once."""
         self.path = Path(path)

@@ -16,7 +16,8 @@ actions x 1.7M parameters); compute is B*A jvps of the probe batch, about A/3 ti
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +30,8 @@ MeanFn = Callable[[PyTree, jax.Array], jax.Array]  # (params, obs [B, obs]) -> a
 
 
 def effective_rank(eigenvalues: jax.Array) -> jax.Array:
-    """exp(entropy of the normalised eigenvalues); negative round-off is clipped to 0; an all-zero spectrum has rank 0."""
+    """exp(entropy of the normalised eigenvalues); negative round-off is clipped to 0; an all-zero spectrum has
+    rank 0."""
     lam = jnp.clip(eigenvalues, 0.0)
     total = jnp.sum(lam)
     p = lam / jnp.where(total > 0, total, 1.0)
@@ -147,7 +149,7 @@ def spectral_diagnostics(
     actor_params: PyTree,
     probe_obs: jax.Array,
     *,
-    entk_states: Optional[int] = None,
+    entk_states: int | None = None,
     entk_block_size: int = 1,
     dormant_tau: float = 0.0,
 ) -> dict[str, jax.Array]:

@@ -15,7 +15,8 @@ scheme (He on hidden layers, 0.01 on expert heads and gate logits). log_std star
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax

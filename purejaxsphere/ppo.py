@@ -4,7 +4,8 @@ one minibatch update (actor and critic with separate clipped Adam), and the lear
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

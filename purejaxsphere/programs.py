@@ -8,9 +8,10 @@ the Python loop that calls them chunk after chunk is purejaxsphere/driver.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -340,7 +341,7 @@ def make_chunk_fn(env: Env, nets: Networks, cfg: Config, updates_per_chunk: int,
     `TaskPlan`); None runs all of them."""
     update = make_update_fn(env, nets, cfg, total_updates)
 
-    def chunk(state: TrainState, n_updates: Optional[jax.Array] = None) -> tuple[TrainState, dict[str, jax.Array]]:
+    def chunk(state: TrainState, n_updates: jax.Array | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
         resets_before = jnp.sum(state.env_state.info["physics_resets"])
         steps = jnp.arange(updates_per_chunk)
         if n_updates is None:
@@ -353,7 +354,8 @@ def make_chunk_fn(env: Env, nets: Networks, cfg: Config, updates_per_chunk: int,
         count, return_sum, success_sum, nonfinite_obs = jnp.sum(episodes, axis=0)
         summary.update(fault_flags(metrics, state, nonfinite_obs))
         # Envs reset after a physics blow-up during this chunk (envs.core.AutoResetWrapper); training goes on.
-        summary["physics_resets"] = (jnp.sum(state.env_state.info["physics_resets"]) - resets_before).astype(jnp.float32)
+        resets = jnp.sum(state.env_state.info["physics_resets"]) - resets_before
+        summary["physics_resets"] = resets.astype(jnp.float32)
         if cfg.diagnostics.enabled:
             diag = cfg.diagnostics
             probe = policy_obs(cfg.ppo, state.obs_stats, probe_observations(env, diag.probe_states))
@@ -476,7 +478,7 @@ def build_task_programs(task: Env, nets: Networks, cfg: Config, obs_size: int, a
     init = jax.jit(map_members(lambda key, value: init_train_state(key, env, nets, cfg, value)))
     member_chunk = make_chunk_fn(env, nets, cfg, plan.updates_per_chunk, plan.total_updates)
 
-    def chunk(state: TrainState, n_updates: Optional[jax.Array] = None):
+    def chunk(state: TrainState, n_updates: jax.Array | None = None):
         # n_updates is shared by all members (not vmapped): see scan_first.
         return map_members(lambda s: member_chunk(s, n_updates))(state)
 

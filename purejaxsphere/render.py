@@ -23,9 +23,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import mujoco
 import numpy as np
@@ -77,7 +78,7 @@ class FreeCamera:
     distance: float
     elevation: float
     azimuth: float
-    track_body: Optional[int] = None
+    track_body: int | None = None
 
     def mjv(self) -> mujoco.MjvCamera:
         camera = mujoco.MjvCamera()
@@ -344,8 +345,8 @@ class Video:
     frames: int
     returns: list[float]
     lengths: list[int]
-    successes: list[Optional[float]]  # the flag at each episode's last step; None without a success criterion
-    gif: Optional[Path] = None
+    successes: list[float | None]  # the flag at each episode's last step; None without a success criterion
+    gif: Path | None = None
 
     def describe(self) -> str:
         success = ("" if self.successes[0] is None else
@@ -356,7 +357,7 @@ class Video:
 
 def record_video(task: Env, task_index: int, policy: Policy, seed: int, checkpoint: str, out: Path, *,
                  episodes: int = 1, width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT,
-                 fps: Optional[float] = None, gif: bool = False, backend: Optional[str] = None) -> Video:
+                 fps: float | None = None, gif: bool = False, backend: str | None = None) -> Video:
     """Play `episodes` episodes of `task` with `policy`, draw them, write the MP4 (and GIF) and the JSON into `out`."""
     backend = backend or select_backend()
     player = make_player(task)
@@ -389,7 +390,7 @@ def record_video(task: Env, task_index: int, policy: Policy, seed: int, checkpoi
 # --- the command -----------------------------------------------------------------------------------------------------
 
 
-def task_selection(spec: Optional[str], tasks: Sequence[str]) -> list[int]:
+def task_selection(spec: str | None, tasks: Sequence[str]) -> list[int]:
     """`--tasks 0,metaworld/push-v3`: indices into the run's sequence or names of its tasks; None: every task."""
     if spec is None:
         return list(range(len(tasks)))
@@ -407,7 +408,7 @@ def task_selection(spec: Optional[str], tasks: Sequence[str]) -> list[int]:
     return list(dict.fromkeys(indices))
 
 
-def member_selection(spec: Optional[str], seeds: Sequence[int], dropped: Sequence[int]) -> list[int]:
+def member_selection(spec: str | None, seeds: Sequence[int], dropped: Sequence[int]) -> list[int]:
     """`--seeds 0,2` -> the members (indices) with those seeds; None: the first member not dropped."""
     if spec is None:
         live = [m for m in range(len(seeds)) if m not in dropped]
@@ -422,7 +423,7 @@ def member_selection(spec: Optional[str], seeds: Sequence[int], dropped: Sequenc
     return [m for m, seed in enumerate(seeds) if seed in wanted]
 
 
-def check_size(width: int, height: int, episodes: int, fps: Optional[float]) -> None:
+def check_size(width: int, height: int, episodes: int, fps: float | None) -> None:
     if width <= 0 or height <= 0 or width % 2 or height % 2:
         raise RenderError(f"--width/--height: must be positive and even (H.264), got {width}x{height}")
     if episodes <= 0:
@@ -431,9 +432,9 @@ def check_size(width: int, height: int, episodes: int, fps: Optional[float]) -> 
         raise RenderError(f"--fps: must be positive, got {fps}")
 
 
-def run_render(run_dir: str | Path, checkpoint: Optional[str] = None, tasks: Optional[str] = None,
-               seeds: Optional[str] = None, episodes: int = 1, width: int = DEFAULT_WIDTH,
-               height: int = DEFAULT_HEIGHT, fps: Optional[float] = None, out: Optional[str | Path] = None,
+def run_render(run_dir: str | Path, checkpoint: str | None = None, tasks: str | None = None,
+               seeds: str | None = None, episodes: int = 1, width: int = DEFAULT_WIDTH,
+               height: int = DEFAULT_HEIGHT, fps: float | None = None, out: str | Path | None = None,
                gif: bool = False, warn: Callable[[str], None] = print) -> list[Video]:
     """Videos of the chosen seeds' deterministic policies on the chosen tasks, from RUN_DIR's newest good
     checkpoint (or `checkpoint`). RenderError / evaluate.EvalError for bad inputs."""
@@ -445,7 +446,8 @@ def run_render(run_dir: str | Path, checkpoint: Optional[str] = None, tasks: Opt
     backend = select_backend()
     trainer = evaluate.build_trainer(cfg)
     restored = evaluate.restore(path, trainer)
-    dropped = set(restored.dropped) | {m for m, s in enumerate(trainer.seeds) if s in evaluate.summary_dropped_seeds(run_dir)}
+    summary_dropped = evaluate.summary_dropped_seeds(run_dir)
+    dropped = set(restored.dropped) | {m for m, s in enumerate(trainer.seeds) if s in summary_dropped}
     members = member_selection(seeds, trainer.seeds, sorted(dropped))
     folder = Path(out) if out else run_dir / "videos"
     videos = []
@@ -468,7 +470,7 @@ class VideoRecorder:
     def __init__(self, trainer: Any, run_dir: Path, trackers: Any, warn: Callable[[str], None] = print):
         self.trainer, self.folder, self.trackers, self.warn = trainer, Path(run_dir) / "videos", trackers, warn
 
-    def __call__(self, checkpoint: ckpt.Checkpoint) -> Optional[Video]:
+    def __call__(self, checkpoint: ckpt.Checkpoint) -> Video | None:
         import jax
 
         position = checkpoint.position
@@ -478,7 +480,7 @@ class VideoRecorder:
             state = jax.device_get(checkpoint.state)
             video = record_video(self.trainer.tasks[j], j, member_policy(self.trainer, state, m),
                                  self.trainer.seeds[m], position.name, self.folder)
-        except Exception as error:  # noqa: BLE001 - a video must never stop training
+        except Exception as error:  # a video must never stop training
             self.warn(f"video of task {j} not written: {type(error).__name__}: {error}")
             return None
         steps = (j + 1) * self.trainer.plan.total_steps

@@ -27,9 +27,10 @@ import csv
 import json
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
@@ -72,7 +73,7 @@ class Run:
         return self.path.name
 
 
-def split_label(arg: str) -> tuple[Optional[str], Path]:
+def split_label(arg: str) -> tuple[str | None, Path]:
     """"LABEL=RUN_DIR" -> (LABEL, RUN_DIR); a plain (or existing) path -> (None, path)."""
     if "=" in arg and not Path(arg).exists():
         label, path = arg.split("=", 1)
@@ -80,7 +81,7 @@ def split_label(arg: str) -> tuple[Optional[str], Path]:
     return None, Path(arg)
 
 
-def load_run(path: str | Path, label: Optional[str] = None) -> Run:
+def load_run(path: str | Path, label: str | None = None) -> Run:
     """Read config.yaml, metrics.jsonl and eval_matrix.json of a finished run directory."""
     from purejaxsphere.logging import read_metrics
 
@@ -142,7 +143,7 @@ class SeedScores:
     per_task: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def seed_scores(run: Run, reference_auc: Optional[dict[str, float]]) -> list[SeedScores]:
+def seed_scores(run: Run, reference_auc: dict[str, float] | None) -> list[SeedScores]:
     """The metrics of every seed of a run (forward transfer only when reference AUCs are given)."""
     m = run.matrix
     success_curves = continual.task_curves(run.rows, "eval_success", m.seeds)
@@ -304,7 +305,8 @@ def summary_markdown(
     if references:
         parts.append("Forward-transfer references (protocol=rl): " + ", ".join(str(r.path) for r in references))
     note = ("Mean ± std over seeds [95% bootstrap CI of the mean: 10,000 resamples of the seeds, NumPy "
-            "default_rng(0)]; n/a: undefined (e.g. no task with a success criterion). Definitions: docs/experiments.md.")
+            "default_rng(0)]; n/a: undefined (e.g. no task with a success criterion). "
+            "Definitions: docs/experiments.md.")
     parts += ["", note, "", "## Continual-learning metrics", "",
               "avg. ... at task end (paper): mean over tasks j of M[j, j], each task right after its own training, "
               "the SPHERE paper's average success; final-policy avg.: mean over j of M[N-1, j], the last policy on "
@@ -313,7 +315,8 @@ def summary_markdown(
     rows = [[g.label, ", ".join(g.seed_ids())] + [format_summary(g.summary(n)) for n in names] for g in groups]
     parts += [markdown_table(header, rows), "", "## Per seed", ""]
     header = ["algorithm", "run", "seed"] + [METRICS[n][0] for n in names]
-    rows = [[g.label, s.run, str(s.seed)] + [format_number(s.values[n]) for n in names] for g in groups for s in g.seeds]
+    rows = [[g.label, s.run, str(s.seed)] + [format_number(s.values[n]) for n in names]
+            for g in groups for s in g.seeds]
     parts += [markdown_table(header, rows), "", "## Per task (mean ± std over seeds)", ""]
     task_names = [n for n in PER_TASK_METRICS if n in names]
     header = ["algorithm", "task"] + [METRICS[n][0].replace("avg. ", "") for n in task_names]
@@ -585,7 +588,7 @@ def make_report(
     run_dirs: Sequence[str | Path],
     out: str | Path,
     references: Sequence[str | Path] = (),
-    labels: Optional[Sequence[Optional[str]]] = None,
+    labels: Sequence[str | None] | None = None,
 ) -> list[Path]:
     """Load the runs (grouped by label, default config.yaml's algo), compute the metrics, write tables and plots
     into `out`; returns the files written."""

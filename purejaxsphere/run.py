@@ -15,9 +15,10 @@ import dataclasses
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 from envs.xla_cpu import ensure_workaround
 from purejaxsphere.config import Config, ConfigError, absolute_path, read_run_config, resolve_paths
@@ -60,7 +61,7 @@ class StopFlag:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "StopFlag":
+    def __enter__(self) -> StopFlag:
         import signal
 
         if threading.current_thread() is threading.main_thread():
@@ -108,7 +109,7 @@ class Outputs:
 
     writer: RunDirectory
     trackers: Trackers
-    video: Optional[Callable[[Checkpoint], Any]]
+    video: Callable[[Checkpoint], Any] | None
     primary: bool  # process 0: the one that writes checkpoints
 
     def log(self, row: dict[str, Any]) -> None:
@@ -116,7 +117,7 @@ class Outputs:
         self.trackers.log(row)
 
 
-def restore(trainer: Trainer, run_dir: Path, say: Callable[[str], None]) -> Optional[Checkpoint]:
+def restore(trainer: Trainer, run_dir: Path, say: Callable[[str], None]) -> Checkpoint | None:
     """The newest good checkpoint of `run_dir`, restored; None (the run starts over) when there is none."""
     from purejaxsphere import checkpoint as ckpt
 
@@ -131,7 +132,7 @@ def restore(trainer: Trainer, run_dir: Path, say: Callable[[str], None]) -> Opti
     return restored
 
 
-def open_outputs(cfg: Config, trainer: Trainer, restored: Optional[Checkpoint], resuming: bool,
+def open_outputs(cfg: Config, trainer: Trainer, restored: Checkpoint | None, resuming: bool,
                  say: Callable[[str], None]) -> Outputs:
     """The run directory (a resumed run keeps its metrics rows up to the checkpoint), trackers and videos; only
     process 0 writes the run directory and trackers."""
@@ -172,7 +173,7 @@ def checkpoint_hook(cfg: Config, outputs: Outputs, stop: Callable[[], bool]) -> 
     return on_chunk_end
 
 
-def train_recorded(cfg: Config, trainer: Trainer, outputs: Outputs, restored: Optional[Checkpoint],
+def train_recorded(cfg: Config, trainer: Trainer, outputs: Outputs, restored: Checkpoint | None,
                    say: Callable[[str], None]) -> RunResult:
     """Train (what is left of) the sequence with the progress bar, signal handling and checkpoint hook; the run
     directory's files are closed however it ends."""

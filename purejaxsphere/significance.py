@@ -14,8 +14,9 @@ values identical (rank tests), or all paired differences 0.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def wilcoxon_test(a: np.ndarray, b: np.ndarray) -> TestResult:
 
 def paired_values(
     a: Sequence[float], seeds_a: Sequence[int], b: Sequence[float], seeds_b: Sequence[int]
-) -> Optional[tuple[np.ndarray, np.ndarray]]:
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(a, b) aligned by seed, pairs with a non-finite side left out, when both ran the same seeds once each;
     None otherwise."""
     if len(set(seeds_a)) != len(seeds_a) or sorted(seeds_a) != sorted(seeds_b):
@@ -119,8 +120,8 @@ def paired_values(
 
 
 def compare(
-    a: Sequence[float], b: Sequence[float], seeds_a: Optional[Sequence[int]] = None,
-    seeds_b: Optional[Sequence[int]] = None,
+    a: Sequence[float], b: Sequence[float], seeds_a: Sequence[int] | None = None,
+    seeds_b: Sequence[int] | None = None,
 ) -> Comparison:
     """Compare per-seed values of algorithm a with b (non-finite values, e.g. dropped seeds, left out)."""
     x, y = finite(a), finite(b)

@@ -10,7 +10,8 @@ layer, each expert alone, the layer's gradient factor); the gating-isotropy pena
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import chex
 import jax

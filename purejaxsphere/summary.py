@@ -10,7 +10,8 @@ the average forgetting, `forgetting_<score> = mean_j (M[j, j] - M[N-1, j])` (pur
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def masked_success(success: np.ndarray, has_success: Sequence[bool]) -> np.ndarr
     return out
 
 
-def mean_over_seeds(values: np.ndarray) -> Optional[float]:
+def mean_over_seeds(values: np.ndarray) -> float | None:
     """Mean of the finite per-seed values; None when there is none (every seed dropped, or undefined)."""
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]

@@ -20,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 from purejaxsphere.config import Config, to_dict
 
@@ -78,7 +79,7 @@ class WandbTracker:
                 return
             self.runs[seed] = run
 
-    def _start(self, cfg: Config, run_dir: Path, seed: int, config: dict[str, Any], mode: str) -> Optional[Any]:
+    def _start(self, cfg: Config, run_dir: Path, seed: int, config: dict[str, Any], mode: str) -> Any | None:
         wandb = self._wandb
         try:
             run = wandb.init(
@@ -97,7 +98,7 @@ class WandbTracker:
             run.define_metric("total_env_steps")
             run.define_metric("*", step_metric="total_env_steps")
             return run
-        except Exception as error:  # noqa: BLE001 - a tracker must never stop training
+        except Exception as error:  # a tracker must never stop training
             self.warn(f"W&B ({mode}) could not start for seed {seed}: {type(error).__name__}: {error}")
             return None
 
@@ -107,7 +108,7 @@ class WandbTracker:
             return
         try:
             run.log({**scalar_items(row), "task": row.get("task")})
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             self.warn(f"W&B log failed ({error}); W&B logging off for seed {row.get('seed')}")
             self.runs.pop(row.get("seed"), None)
 
@@ -118,10 +119,10 @@ class WandbTracker:
             return
         try:
             run.log({key: self._wandb.Video(str(path), format="mp4"), "total_env_steps": step})
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             self.warn(f"W&B video log failed for seed {seed}: {error}")
 
-    def finish(self, files: Sequence[Path], summaries: Optional[Mapping[int, dict[str, float]]] = None) -> None:
+    def finish(self, files: Sequence[Path], summaries: Mapping[int, dict[str, float]] | None = None) -> None:
         """Attach `files` and write `summaries[seed]` into each seed's W&B run summary, then close the runs."""
         for seed, run in list(self.runs.items()):
             try:
@@ -130,7 +131,7 @@ class WandbTracker:
                     if Path(path).exists():
                         run.save(str(path), base_path=str(Path(path).parent), policy="now")
                 run.finish()
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 self.warn(f"W&B finish failed for seed {seed}: {error}")
         self.runs = {}
 
@@ -155,7 +156,7 @@ class TensorBoardTracker:
     def log_video(self, seed: int, key: str, path: Path, step: int) -> None:
         """Not written: tensorboardX's add_video needs moviepy; the MP4 is in RUN_DIR/videos."""
 
-    def finish(self, files: Sequence[Path], summaries: Optional[Mapping[int, dict[str, float]]] = None) -> None:
+    def finish(self, files: Sequence[Path], summaries: Mapping[int, dict[str, float]] | None = None) -> None:
         for writer in self.writers.values():
             writer.close()
         self.writers = {}
@@ -177,6 +178,6 @@ class Trackers:
         for tracker in self.trackers:
             tracker.log_video(seed, key, path, step)
 
-    def finish(self, files: Sequence[Path] = (), summaries: Optional[Mapping[int, dict[str, float]]] = None) -> None:
+    def finish(self, files: Sequence[Path] = (), summaries: Mapping[int, dict[str, float]] | None = None) -> None:
         for tracker in self.trackers:
             tracker.finish(files, summaries)

@@ -25,13 +25,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from purejaxsphere.cli import BENCH_QUICK  # noqa: E402  (jax-free: the CLI imports jax only when a command runs)
+from purejaxsphere.cli import BENCH_QUICK  # noqa: E402  (needs the sys.path insert above; jax-free)
 
 NO_GPU_EXIT = 3
 BUDGET_S = 470.0  # the whole check's wall time (stack probe included), under 8 minutes with a margin
@@ -55,10 +56,10 @@ class Step:
     name: str
     argv: list[str]  # arguments of `purejaxsphere`
     limit_s: float
-    output: Optional[str] = None
+    output: str | None = None
 
 
-def bench_step(name: str, task: str, physics: Optional[str], out: Path, limit_s: float, quick: bool,
+def bench_step(name: str, task: str, physics: str | None, out: Path, limit_s: float, quick: bool,
                benchmark: str, seeds: int = 5) -> Step:
     """`purejaxsphere bench` on `task`; at the paper's shape (the benchmark's 128 envs, 5 seeds), or `--quick`."""
     output = str(out / f"{name}.json")
@@ -169,7 +170,7 @@ def stack_lines(stack: dict[str, Any]) -> list[str]:
     return lines
 
 
-def last_line(path: Path, prefix: str) -> Optional[str]:
+def last_line(path: Path, prefix: str) -> str | None:
     """The last line of a log that starts with `prefix` (the CLI's one-line errors), or None."""
     lines = [line for line in path.read_text(errors="replace").splitlines() if line.startswith(prefix)]
     return lines[-1] if lines else None
@@ -212,7 +213,7 @@ def run_step(step: Step, out: Path, remaining_s: float) -> dict[str, Any]:
     return record
 
 
-def peak_device_bytes(record: dict[str, Any]) -> Optional[int]:
+def peak_device_bytes(record: dict[str, Any]) -> int | None:
     """The largest `peak_bytes_in_use` over the step's devices, or None where not reported."""
     peaks = [(d.get("memory_stats") or {}).get("peak_bytes_in_use") for d in record.get("device_memory", [])]
     peaks = [p for p in peaks if p is not None]

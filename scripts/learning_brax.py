@@ -1,6 +1,7 @@
 """Learning curves of this trainer against Brax's own PPO on a Brax MJX task, same hyperparameters and budget.
 
-    python scripts/learning_brax.py --task inverted_pendulum --algo ppo --out docs/learning/brax_inverted_pendulum_ppo.json
+    python scripts/learning_brax.py --task inverted_pendulum --algo ppo \\
+        --out docs/learning/brax_inverted_pendulum_ppo.json
     python scripts/learning_brax.py --task inverted_double_pendulum --algo moe_topk --trainers ours --out ...
 
 Both sides evaluate the deterministic (mean-action) policy on `--eval-episodes` episodes at the same env steps
@@ -114,7 +115,8 @@ def run_brax(args: argparse.Namespace, total: int, interval: int) -> dict[str, A
             desired_kl=TARGET_KL, normalize_observations=True, normalize_advantage=True,
             network_factory=network_factory, seed=seed, num_evals=total // interval + 1,
             num_eval_envs=args.eval_episodes, deterministic_eval=True,
-            progress_fn=lambda step, metrics: points.append((int(step), float(metrics["eval/episode_reward"]))),
+            progress_fn=lambda step, metrics, points=points: points.append(
+                (int(step), float(metrics["eval/episode_reward"]))),
         )
         curves.append(points)
     steps = [step for step, _ in curves[0]]

@@ -1,6 +1,7 @@
 """Plot learning curves on one figure, and print the final-return table in Markdown.
 
-    python scripts/learning_plot.py docs/learning/brax_inverted_pendulum_ppo.json --out docs/learning/brax_inverted_pendulum.png
+    python scripts/learning_plot.py docs/learning/brax_inverted_pendulum_ppo.json \\
+        --out docs/learning/brax_inverted_pendulum.png
 
 Inputs, in any mix:
 - a JSON of scripts/learning_brax.py: one or both trainers (`ours`, `brax`), each with `steps` [P] and

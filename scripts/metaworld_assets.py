@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import envs.metaworld as mw  # noqa: E402
-from envs.metaworld import oracle  # noqa: E402
-from envs.metaworld.model import ASSETS_DIR  # noqa: E402
-from envs.metaworld.tasks import TASKS  # noqa: E402
+import envs.metaworld as mw
+from envs.metaworld import oracle
+from envs.metaworld.model import ASSETS_DIR
+from envs.metaworld.tasks import TASKS
 
 
 def source_note(listing: dict, xmls: dict[str, str]) -> str:

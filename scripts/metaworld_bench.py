@@ -16,9 +16,9 @@ import time
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
+import jax
 
-import envs.metaworld as mw  # noqa: E402
+import envs.metaworld as mw
 
 
 def throughput(task_name: str, physics: str, num_envs: int, steps: int) -> dict:

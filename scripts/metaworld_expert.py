@@ -5,8 +5,9 @@ For each task and episode i, a fresh goal-observable reference env is built with
 own object/goal configuration, as in the package); the port replays the same configuration (same random reset
 vector, same hand-reset start state). The package's scripted expert (metaworld.policies) acts on each side's own
 observations for 500 steps. The MJX run also measures env steps/s of the vmapped batch and, on the same compiled
-functions, the one-step parity against the package (envs/metaworld/parity.py). Two counts per side (see facts/metaworld.md): success flag raised at any step, and
-success flag up at the last step (what the trainer counts).
+functions, the one-step parity against the package (envs/metaworld/parity.py). Two counts per side (see
+facts/metaworld.md): success flag raised at any step, and success flag up at the last step (what the trainer
+counts).
 
     XLA_FLAGS=--xla_cpu_use_fusion_emitters=false python scripts/metaworld_expert.py --episodes 10 \
         --backends reference cpu mjx --out /tmp/metaworld_expert.json
@@ -25,10 +26,10 @@ import time
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import envs.metaworld as mw  # noqa: E402
-from envs.metaworld.parity import _Compiled, run_parity  # noqa: E402
+import envs.metaworld as mw
+from envs.metaworld.parity import _Compiled, run_parity
 
 
 def success_flags(env, policy, obs, steps: int) -> list[bool]:

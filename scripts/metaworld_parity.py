@@ -1,10 +1,11 @@
 """Parity figures of the MetaWorld port against the real package, run by mw-oracle (docs/parity_metaworld.md).
 
 For each task: the reference env (seed) and the port start from the same configuration; the package's scripted
-expert acts on the reference's observations; the port takes the same actions. Reported per backend (cpu: the gymnasium env
-on C MuJoCo with the untouched model; jax-cpu: the JAX task with physics="cpu"; mjx: the rewritten model in MJX) and mode (one-step with state re-sync / open loop): max
-and median |obs - obs_ref|, split into hand+gripper, objects and goal; max |reward - reward_ref|; max error of each
-info term; steps where the success flags differ.
+expert acts on the reference's observations; the port takes the same actions. Reported per backend (cpu: the
+gymnasium env on C MuJoCo with the untouched model; jax-cpu: the JAX task with physics="cpu"; mjx: the rewritten
+model in MJX) and mode (one-step with state re-sync / open loop): max and median |obs - obs_ref|, split into
+hand+gripper, objects and goal; max |reward - reward_ref|; max error of each info term; steps where the success
+flags differ.
 
     XLA_FLAGS=--xla_cpu_use_fusion_emitters=false python scripts/metaworld_parity.py --backends cpu mjx \
         --steps 150 --out /tmp/metaworld_parity.json
@@ -21,10 +22,10 @@ import time
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import envs.metaworld as mw  # noqa: E402
-from envs.metaworld.parity import _Compiled, run_parity  # noqa: E402
+import envs.metaworld as mw
+from envs.metaworld.parity import _Compiled, run_parity
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ def expert_table(expert: dict) -> str:
     for name in NAMES:
         row = expert.get(name, {})
 
-        def cell(side: str, key: str) -> str:
+        def cell(side: str, key: str, row: dict = row) -> str:
             return f"{row[side][key]:.0%}" if side in row else "not run"
 
         out.append(f"| {name} | {cell('reference', 'ever')} | {cell('reference', 'last')} | {cell('cpu', 'ever')} | "

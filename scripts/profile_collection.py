@@ -25,12 +25,13 @@ import os
 import re
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from purejaxsphere.cli import configure_xla  # noqa: E402  (no jax import yet)
-from purejaxsphere.config import Config, load_config  # noqa: E402
+from purejaxsphere.cli import configure_xla  # no jax import yet
+from purejaxsphere.config import Config, load_config
 
 
 def network_scan(trainer: Any, length: int) -> Callable:

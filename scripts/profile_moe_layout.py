@@ -17,7 +17,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -80,7 +81,7 @@ def main() -> None:
             steps = rows * args.steps
             programs[f"{name}_forward"] = bench.jax_program(scanned(forward), (params, x), steps, with_outputs=True)
             programs[f"{name}_grad"] = bench.jax_program(scanned(grad_sum), (params, x), steps, with_outputs=True)
-            const = lambda carry, f=forward: (carry, scanned(lambda _, xs: f(params, xs))((None, carry))[1])  # noqa: E731
+            const = lambda carry, f=forward, p=params: (carry, scanned(lambda _, xs: f(p, xs))((None, carry))[1])  # noqa: E731
             programs[f"{name}_forward_const"] = bench.jax_program(const, x, steps, with_outputs=True)
             outputs[name] = np.asarray(layout(params, x))
         np.testing.assert_allclose(outputs["batch_major"], outputs["expert_stack"], rtol=1e-4, atol=1e-5)

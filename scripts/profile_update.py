@@ -18,11 +18,12 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from purejaxsphere.config import load_config  # noqa: E402
+from purejaxsphere.config import load_config
 
 
 def random_batches(key: Any, n: int, size: int, obs: int, act: int) -> Any:
@@ -140,8 +141,8 @@ def main() -> None:
               f"{t.median_seconds / args.minibatches * 1e3:>16.2f}{t.compile_seconds:>11.1f}")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"load": load, "minibatches": args.minibatches, "timings": {k: t.as_dict() for k, t in timings.items()}},
-                      f, indent=2)
+            timed = {k: t.as_dict() for k, t in timings.items()}
+            json.dump({"load": load, "minibatches": args.minibatches, "timings": timed}, f, indent=2)
 
 
 if __name__ == "__main__":

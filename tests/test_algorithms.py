@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import TINY as TRAIN_TINY
 from flax.traverse_util import flatten_dict
 
 from envs.testing import PointMass
@@ -15,7 +16,6 @@ from purejaxsphere import ppo as ppo_lib
 from purejaxsphere.config import ConfigError
 from purejaxsphere.networks import Actor, Critic, actor_hidden_activations
 from purejaxsphere.programs import Networks, inherit, init_train_state
-from conftest import TINY as TRAIN_TINY
 
 GRADIENT_ALGOS = [
     "moe_topk_sphere_all_layers",
@@ -250,7 +250,7 @@ def test_redo_recycles_exactly_the_dormant_units(setup):
     optimizer = ppo_lib.make_optimizer(setup.configs["moe_topk"].ppo)
     opt_state = optimizer.init(params)
     for seed in range(2):  # non-zero Adam moments
-        grads = jax.tree.map(lambda x: jax.random.normal(jax.random.PRNGKey(seed), x.shape), params)
+        grads = jax.tree.map(lambda x, seed=seed: jax.random.normal(jax.random.PRNGKey(seed), x.shape), params)
         _, opt_state = optimizer.update(grads, opt_state, params)
     key = jax.random.PRNGKey(11)
 

@@ -4,11 +4,11 @@ and the trainer runs exactly that many updates, a task's shorter last chunk insi
 import jax
 import numpy as np
 import pytest
+from conftest import leaves_close, tiny
 
 from purejaxsphere import load_config, make_train
 from purejaxsphere.driver import plan_notes
 from purejaxsphere.programs import plan_task
-from conftest import leaves_close, tiny
 
 
 def plan_for(num_envs, n_steps, total, interval):

@@ -11,13 +11,13 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-
+from conftest import TINY
 from faults import inject_nan
+
 from purejaxsphere import checkpoint as ckpt
 from purejaxsphere import load_config
 from purejaxsphere.cli import main
 from purejaxsphere.logging import read_metrics
-from conftest import TINY
 
 REPO = Path(__file__).resolve().parent.parent
 # Two tasks of three chunks (two PPO updates each); small enough to compile in seconds on CPU.

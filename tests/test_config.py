@@ -26,7 +26,8 @@ def test_metaworld_settings_official_base_and_humanoidbench_one_override_apart()
                       c.ppo.learning_rate, c.ppo.normalize_obs, c.total_timesteps, c.eval.interval, c.tasks)
     base, hb = load_config("benchmark=metaworld_cw10"), load_config("benchmark=metaworld_cw10_hb_ppo")
     cw10 = [f"metaworld/{t}-v3" for t in ("hammer", "push-wall", "faucet-close", "push-back", "stick-pull",
-                                          "handle-press-side", "push", "shelf-place", "window-close", "peg-unplug-side")]
+                                          "handle-press-side", "push", "shelf-place", "window-close",
+                                          "peg-unplug-side")]
     assert keys(base) == (8, 2048, 256, 10, "linear", 3e-4, False, 1_000_000, 100_000, cw10)
     assert (base.ppo.final_learning_rate, base.ppo.decay_fraction) == (1e-4, 1.0)  # lin_3e-4_1e-4 over the task
     assert keys(hb) == (128, 16, 64, 10, "adaptive", 3e-4, True, 1_000_000, 100_000, cw10)

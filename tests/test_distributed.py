@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY
 
 from purejaxsphere.cli import main
 from purejaxsphere.distributed import process_arguments, shard_axis
 from purejaxsphere.logging import read_metrics
-from conftest import TINY
 
 REPO = Path(__file__).resolve().parent.parent
 ONE_TASK = [

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from faults import inject_nan
 from conftest import TINY
+from faults import inject_nan
 
 import envs
 from purejaxsphere import evaluate, load_config

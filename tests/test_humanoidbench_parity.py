@@ -15,10 +15,10 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from envs.humanoidbench import parity  # noqa: E402
+from envs.humanoidbench import parity
 
 STEPS = 3
 BOUNDS = {  # scenario: (qpos, qvel, reward and terms), max abs over STEPS steps

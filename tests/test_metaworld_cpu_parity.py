@@ -12,11 +12,11 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-import envs.metaworld as mw  # noqa: E402
-from envs.metaworld.parity import run_parity  # noqa: E402
+import envs.metaworld as mw
+from envs.metaworld.parity import run_parity
 
 OBS_TOL = 1e-5
 REWARD_TOL = 1e-3

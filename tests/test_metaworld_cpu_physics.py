@@ -6,15 +6,15 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-import envs  # noqa: E402
-import envs.metaworld as mw  # noqa: E402
-from envs.core import training_env  # noqa: E402
-from envs.metaworld.parity import run_parity  # noqa: E402
+import envs
+import envs.metaworld as mw
+from envs.core import training_env
+from envs.metaworld.parity import run_parity
 
 
 # Measured (100 expert steps, seed 1): one-step obs error <= 6e-7, reward <= 3.5e-5; open loop the same order

@@ -1,20 +1,21 @@
-"""The MJX backend against the real metaworld package (run by mw-oracle; one-step parity), plus the MJX hand reset and the trainer's
-wrapper stack. MJX compiles are slow on CPU (~1.5-3 min per task on the 2-core dev machine): the fast test uses one
-task; the slow ones cover all ten. Tolerances are the measured maxima (docs/parity_metaworld.md) with margin."""
+"""The MJX backend against the real metaworld package (run by mw-oracle; one-step parity), plus the MJX hand reset
+and the trainer's wrapper stack. MJX compiles are slow on CPU (~1.5-3 min per task on the 2-core dev machine): the
+fast test uses one task; the slow ones cover all ten. Tolerances are the measured maxima (docs/parity_metaworld.md)
+with margin."""
 
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-import envs.metaworld as mw  # noqa: E402
-from envs.core import training_env  # noqa: E402
-from envs.metaworld.base import INFO_KEYS  # noqa: E402
-from envs.metaworld.parity import _Compiled, run_parity  # noqa: E402
+import envs.metaworld as mw
+from envs.core import training_env
+from envs.metaworld.base import INFO_KEYS
+from envs.metaworld.parity import _Compiled, run_parity
 
 FAST_TASK = "push-back-v3"
 

@@ -4,15 +4,15 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from mujoco import mjx  # noqa: E402
+import mujoco
+import numpy as np
+import pytest
+from mujoco import mjx
 
-import envs  # noqa: E402
-import envs.metaworld as mw  # noqa: E402
-from envs.metaworld.model import load_models  # noqa: E402
-from envs.metaworld.tasks import TASKS  # noqa: E402
+import envs
+import envs.metaworld as mw
+from envs.metaworld.model import load_models
+from envs.metaworld.tasks import TASKS
 
 ACCEPTED_UNCHANGED = {"push-back-v3", "shelf-place-v3"}  # facts/metaworld.md: 2 of 10 pass mjx.put_model as is
 

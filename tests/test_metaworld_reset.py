@@ -5,11 +5,11 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false")
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import numpy as np
+import pytest
 
-import envs.metaworld as mw  # noqa: E402
+import envs.metaworld as mw
 
 # Tasks whose first object slot is placed at the reset vector's (x, y) (up to the geom/body offset, < 1 cm).
 OBJECT_AT_RAND_XY = {"hammer-v3", "push-wall-v3", "push-back-v3", "stick-pull-v3", "push-v3", "shelf-place-v3"}

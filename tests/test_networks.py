@@ -44,7 +44,7 @@ def test_top_k_softmax_over_selected_with_temperature():
 def test_gradient_reaches_only_selected_logits():
     logits = jax.random.normal(jax.random.PRNGKey(3), (8, 6))
     target = jax.random.normal(jax.random.PRNGKey(4), (8, 6))
-    grad = np.asarray(jax.grad(lambda l: jnp.sum(top_k_weights(l, 2, 1.0) * target))(logits))
+    grad = np.asarray(jax.grad(lambda z: jnp.sum(top_k_weights(z, 2, 1.0) * target))(logits))
     selected = np.asarray(top_k_weights(logits, 2, 1.0)) > 0
     assert np.all(grad[~selected] == 0.0)
     assert np.all(np.abs(grad[selected]) > 0)

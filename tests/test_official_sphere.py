@@ -10,7 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
-import official_sphere as official
+import official_sphere as official  # noqa: E402  (scripts/ is no package: importable after the insert above)
 
 DATA = REPO / "tests" / "data" / "official_sphere"
 

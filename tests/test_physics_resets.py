@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +36,7 @@ def rollout_fn(env) -> Callable[[State, jax.Array], list[State]]:
 
     def run(state: State, actions: jax.Array) -> list[State]:
         out = steps(state, actions)
-        return [jax.tree.map(lambda x: x[t], out) for t in range(actions.shape[0])]  # noqa: B023
+        return [jax.tree.map(lambda x, t=t: x[t], out) for t in range(actions.shape[0])]
 
     return run
 
@@ -50,7 +50,8 @@ def test_physics_unstable_reads_python_scalar_leaves():
     obs = jnp.zeros(3)
     calm = State({"q": jnp.ones(2), "scale": 1.0}, obs, jnp.zeros(()), jnp.zeros(()), {})
     assert not bool(physics_unstable(calm))
-    assert bool(physics_unstable(State({"q": jnp.ones(2), "scale": float("nan")}, obs, jnp.zeros(()), jnp.zeros(()), {})))
+    nan_scale = State({"q": jnp.ones(2), "scale": float("nan")}, obs, jnp.zeros(()), jnp.zeros(()), {})
+    assert bool(physics_unstable(nan_scale))
 
 
 @pytest.mark.parametrize("mode", ["nan", "huge", "hidden_inf"])

@@ -144,7 +144,8 @@ def test_minibatch_update_early_stop_masks_update(actor_batch):
         state, batch, actor_apply=actor.apply, critic_apply=critic.apply, optimizer=optimizer, ppo=ppo,
         sphere_cfg=SphereConfig(),
     )
-    changed = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(new.learner.actor_params), jax.tree.leaves(params))]
+    leaves = zip(jax.tree.leaves(new.learner.actor_params), jax.tree.leaves(params))
+    changed = [not np.array_equal(a, b) for a, b in leaves]
     assert any(changed) and float(diag["update_applied"]) == 1.0
     assert float(new.learner.learning_rate) != pytest.approx(3e-4)  # adapted after the minibatch
 

@@ -24,13 +24,29 @@ README = REPO / "README.md"
 TIMEOUT = 1200
 
 
+def quick_start_section(text: str) -> str:
+    return text.split("\n## Quick start", 1)[1].split("\n## ", 1)[0]
+
+
 def quick_start_block(text: str) -> list[list[str]]:
     """The commands of the first ```bash block under '## Quick start', split as the shell splits them (comments
     dropped)."""
-    section = text.split("\n## Quick start", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    block = re.search(r"```bash\n(.*?)```", quick_start_section(text), re.S)
     assert block, "README.md: no ```bash block under '## Quick start'"
     return [words for words in (shlex.split(line, comments=True) for line in block.group(1).splitlines()) if words]
+
+
+def lint_command(text: str) -> list[str]:
+    """The Quick start's `Lint: `...`` command, split as the shell splits it."""
+    lint = re.search(r"Lint: `([^`]+)`", quick_start_section(text))
+    assert lint, "README.md: no 'Lint: `...`' under '## Quick start'"
+    return shlex.split(lint.group(1))
+
+
+def ci_commands() -> list[list[str]]:
+    """.ci/run's python and ruff lines, in order, split as the shell splits them."""
+    lines = (REPO / ".ci" / "run").read_text().splitlines()
+    return [shlex.split(line) for line in lines if line.startswith(("python", "ruff"))]
 
 
 COMMANDS = quick_start_block(README.read_text())
@@ -53,10 +69,20 @@ def test_quick_start_is_install_main_job_and_the_ci_test_command():
     kinds = [words[:2] for words in COMMANDS]
     assert kinds == [["pip", "install"], ["purejaxsphere", "train"], ["python", "-m"]], COMMANDS
     assert COMMANDS[0] == ["pip", "install", "-e", ".[dev]"]
-    ci = [shlex.split(line) for line in (REPO / ".ci" / "run").read_text().splitlines() if line.startswith("python")]
+    ci = ci_commands()
     install, tests = ["python", "-m", *COMMANDS[0]], COMMANDS[2]
     assert any(line[:len(install)] == install for line in ci)  # CI installs as the README says ...
     assert tests in ci  # ... and runs exactly the README's test command
+
+
+def test_ci_lints_as_the_readme_says_after_the_install_and_before_the_tests():
+    ci, lint = ci_commands(), lint_command(README.read_text())
+    install, tests = ["python", "-m", *COMMANDS[0]], COMMANDS[2]
+    position = {name: next((i for i, line in enumerate(ci) if line[:len(words)] == words), None)
+                for name, words in (("install", install), ("lint", lint), ("tests", tests))}
+    assert None not in position.values(), (position, ci)
+    assert position["install"] < position["lint"] < position["tests"], position
+    assert ci[position["lint"]][len(lint):len(lint) + 1] == ["||"], ci[position["lint"]]  # a finding fails CI
 
 
 @pytest.fixture(scope="module")

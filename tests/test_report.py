@@ -8,9 +8,9 @@ import struct
 import numpy as np
 import pytest
 import yaml
+from conftest import TINY
 
 from purejaxsphere.cli import main
-from conftest import TINY
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TASKS = ["brax/reacher", "brax/inverted_double_pendulum"]
@@ -130,9 +130,9 @@ def write_run(path, algo, protocol, success_rows, matrix):
     for index, values in success_rows.items():
         for c, per_seed in enumerate(values):
             for s, value in enumerate(per_seed):
-                lines.append({"task": "ab"[index], "task_index": index, "chunk": c, "seed": s, "env_steps": 100 * (c + 1),
-                              "total_env_steps": 200 * index + 100 * (c + 1), "eval_success": value,
-                              "eval_return": 10.0 * value})
+                lines.append({"task": "ab"[index], "task_index": index, "chunk": c, "seed": s,
+                              "env_steps": 100 * (c + 1), "total_env_steps": 200 * index + 100 * (c + 1),
+                              "eval_success": value, "eval_return": 10.0 * value})
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     success = np.asarray(matrix, dtype=float)
     payload = {"tasks": ["a", "b"], "seeds": [0, 1], "success": np.where(np.isnan(success), None, success).tolist(),

@@ -11,6 +11,7 @@ from purejaxsphere.logging import json_ready
 from purejaxsphere.summary import format_run_summary, run_summary, summary_payload, wandb_summaries
 
 NAN = np.nan
+NEXT = ["run directory: runs/x", "next:", "  purejaxsphere report runs/x", "  purejaxsphere eval runs/x"]
 TASKS = ["metaworld/hammer-v3", "brax/reacher", "metaworld/push-v3"]
 # [trained task i][evaluated task j][seed]: 3 tasks, 3 seeds; NaN where j > i. Member 2 is dropped (its numbers
 # are finite here on purpose: the summary must ignore them, not rely on the trainer's NaN).
@@ -93,9 +94,10 @@ def test_format_run_summary_lines(summary):
     assert lines[2].split() == ["0", "metaworld/hammer-v3", "15.000", "±", "7.071", "0.750", "±", "0.354"]
     assert lines[3].split() == ["1", "brax/reacher", "35.000", "±", "7.071", "n/a"]
     assert lines[5] == ("average success (paper metric, mean over tasks at the end of each): 0.675 ± 0.318")
-    assert lines[6] == "final-policy average success (last policy on every task): 0.425 ± 0.035; forgetting 0.250 ± 0.354"
+    assert lines[6] == ("final-policy average success (last policy on every task): 0.425 ± 0.035; "
+                        "forgetting 0.250 ± 0.354")
     assert lines[7] == "average return (paper metric): 35.000 ± 7.071; final-policy average return: 30.667 ± 7.542"
-    assert lines[8:] == ["run directory: runs/x", "next:", "  purejaxsphere report runs/x", "  purejaxsphere eval runs/x"]
+    assert lines[8:] == NEXT
 
 
 def test_format_run_summary_of_a_return_only_run():
@@ -123,4 +125,4 @@ def test_format_run_summary_of_a_sweep_has_one_block_per_value():
         block = format_run_summary(json.loads(json.dumps(alone)), "runs/x").splitlines()[1:-4]
         start = lines.index(f"sphere.ratio={value:g}:") + 1
         assert lines[start:start + len(block)] == block
-    assert lines[-4:] == ["run directory: runs/x", "next:", "  purejaxsphere report runs/x", "  purejaxsphere eval runs/x"]
+    assert lines[-4:] == NEXT

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import TINY
+
 from purejaxsphere import load_config, make_train
 from purejaxsphere.cli import main
 from purejaxsphere.config import ConfigError

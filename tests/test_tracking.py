@@ -4,12 +4,13 @@ import json
 import re
 
 import pytest
-
 from conftest import TINY
+
 from purejaxsphere.cli import main
 from purejaxsphere.tracking import scalar_items, wandb_run_id
 
-ONE_TASK = [*TINY, "tasks=[brax/reacher]", "total_timesteps=64", "seeds=2", "progress=false", "checkpoint.enabled=false"]
+ONE_TASK = [*TINY, "tasks=[brax/reacher]", "total_timesteps=64", "seeds=2", "progress=false",
+            "checkpoint.enabled=false"]
 
 
 def wandb_summary_value(log: bytes, key: str):

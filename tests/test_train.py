@@ -5,10 +5,11 @@ import json
 import jax
 import numpy as np
 import pytest
-
 from conftest import TINY, leaves_close, tiny
+
 from purejaxsphere import make_train
 from purejaxsphere.cli import main
+
 
 @pytest.fixture(scope="module")
 def three_seed_run():

@@ -41,7 +41,8 @@ CASES = [
          ["did you mean metaworld/hammer-v3"]),
     Case("empty_tasks", ["tasks=[]"], "tasks", ["empty"]),
     Case("unknown_algo", ["algo=moe_topk_spere"], "algo",
-         ["did you mean moe_topk_sphere", "is not one of " + ", ".join(sorted(p.stem for p in (ROOT / "configs" / "algo").glob("*.yaml")))]),
+         ["did you mean moe_topk_sphere",
+          "is not one of " + ", ".join(sorted(p.stem for p in (ROOT / "configs" / "algo").glob("*.yaml")))]),
     Case("unknown_benchmark", ["benchmark=metaworld_cw1"], "benchmark", ["did you mean metaworld_cw10", "smoke"]),
     Case("unknown_key", ["ppo.lerning_rate=1"], "ppo.lerning_rate", ["did you mean ppo.learning_rate", "keys of ppo"]),
     Case("key_without_section", ["lerning_rate=1"], "lerning_rate", ["did you mean ppo.learning_rate"]),
@@ -73,7 +74,8 @@ CASES = [
     Case("seeds_negative", ["seeds=[3,-1]"], "seeds", ["ints in 0..4294967295"]),
     Case("seeds_bool", ["seeds=true"], "seeds", ["got True"]),
     Case("seeds_string", ["seeds=abc"], "seeds", ["got 'abc'"]),
-    Case("resume_missing", ["resume=/nonexistent/run"], "resume", ["/nonexistent/run is not a run directory (no config.yaml)"]),
+    Case("resume_missing", ["resume=/nonexistent/run"], "resume",
+         ["/nonexistent/run is not a run directory (no config.yaml)"]),
 ]
 SUBPROCESS_CASES = ["unknown_task", "unknown_algo", "unknown_key", "cpu_physics_brax", "warp_unavailable"]
 VALID = Case("valid", ["seeds=1"], "", [])  # passes validation, so the driver sees the trainer's `import jax` fail
@@ -93,7 +95,7 @@ def run_cases(cases: list[Case]) -> dict[str, Any]:
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
             try:
                 code: Any = main(["train", *case.overrides])
-            except BaseException as error:  # noqa: BLE001 - recorded and asserted on by the test
+            except BaseException as error:  # recorded and asserted on by the test
                 code = f"{type(error).__name__}: {error}"
         out[case.name] = {"code": code, "stderr": stderr.getvalue(), "wall_s": time.perf_counter() - wall,
                           "cpu_s": time.process_time() - cpu}
@@ -175,8 +177,9 @@ def test_warp_problem_names_what_is_missing(mjx, warp, device, ok):
 
 def test_warp_tasks_check_the_cuda_device_when_built():
     """Config validation looks only at versions and the driver's files; building a task looks at jax's devices."""
-    import envs
     import jax
+
+    import envs
 
     platforms = ", ".join(sorted({d.platform for d in jax.devices()}))
     with pytest.raises(ValueError, match=f"physics: 'warp' needs .*; jax devices: {platforms}$"):

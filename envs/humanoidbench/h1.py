@@ -48,7 +48,7 @@ def load_spec(spec: TaskSpec) -> mujoco.MjSpec:
     return mujoco.MjSpec.from_file(str(ASSETS / spec.xml))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_model_cached(xml: str) -> mujoco.MjModel:
     return mujoco.MjSpec.from_file(str(ASSETS / xml)).compile()
 
@@ -276,7 +276,8 @@ class H1Task:
         elif physics == "cpu":
             self.backend = CpuBackend(spec, num_threads, self.libccd)
         else:
-            raise ValueError(f"physics must be 'mjx' or 'cpu', got {physics!r}{WARP_NOT_BUILT if physics == 'warp' else ''}")
+            hint = WARP_NOT_BUILT if physics == "warp" else ""
+            raise ValueError(f"physics must be 'mjx' or 'cpu', got {physics!r}{hint}")
         self.mj_model = load_model(spec, self.libccd)  # the untouched model (the MJX backend steps a rewrite)
         self.dt = float(self.mj_model.opt.timestep * FRAME_SKIP)
         model = self.backend.mj_model
@@ -295,7 +296,7 @@ class H1Task:
         return list(self.backend.record)
 
     @property
-    def unwrapped(self) -> "H1Task":
+    def unwrapped(self) -> H1Task:
         return self
 
     def _term_names(self):

@@ -26,7 +26,6 @@ Facts from metaworld 3.1.1 (sawyer_xyz_env.py), re-implemented in JAX:
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any
 
 import jax
@@ -94,7 +93,8 @@ class SawyerTask:
         """physics: "mjx" (the rewritten model in MJX) or "cpu" (C MuJoCo on the package's model, batched on a
         thread pool behind jax.pure_callback: envs.cpu.CpuPhysics). num_threads: CPU backend threads."""
         if physics not in ("mjx", "cpu"):
-            raise ValueError(f"physics must be 'mjx' or 'cpu', got {physics!r}{WARP_NOT_BUILT if physics == 'warp' else ''}")
+            hint = WARP_NOT_BUILT if physics == "warp" else ""
+            raise ValueError(f"physics must be 'mjx' or 'cpu', got {physics!r}{hint}")
         if physics == "cpu" and randomize_each_episode and self.moved_body:
             raise NotImplementedError(
                 f"{self.short_name}: physics='cpu' steps one model for all envs, so its fixture ({self.moved_body}) "
@@ -374,12 +374,17 @@ class _Ids:
 
 
 class _Lookup:
+    """Name -> id of one kind of MuJoCo object, memoised per instance (a functools.cache on the method would keep
+    every instance, and its model, alive in one module-wide cache)."""
+
     def __init__(self, model, kind):
         self._model, self._kind = model, kind
+        self._ids: dict[str, int] = {}
 
-    @functools.lru_cache(maxsize=None)
     def __getitem__(self, name: str) -> int:
-        idx = mujoco.mj_name2id(self._model, self._kind, name)
-        if idx < 0:
-            raise KeyError(f"no {self._kind} named {name!r}")
-        return int(idx)
+        if name not in self._ids:
+            idx = mujoco.mj_name2id(self._model, self._kind, name)
+            if idx < 0:
+                raise KeyError(f"no {self._kind} named {name!r}")
+            self._ids[name] = int(idx)
+        return self._ids[name]

@@ -4,8 +4,8 @@ It simulates the package's untouched model (no MJX rewrite) with the package's s
 forward pass) and computes observation, reward and info with the task's own JAX functions (jitted, float32), so it
 differs from the real `metaworld` env only by float32 rounding of the observation and reward arithmetic.
 The hand reset runs in C MuJoCo with the fixture where the reset vector puts it (exactly the package's
-goal-observable behaviour). It is a single-env backend; envs/cpu.py (the generic thread-pooled backend) was not in the repository when this
-was written.
+goal-observable behaviour). It is a single-env backend; envs/cpu.py (the generic thread-pooled backend) was not in
+the repository when this was written.
 """
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ import fcntl
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def _built(venv: Path) -> bool:
     return marker.is_file() and marker.read_text() == "\n".join(REQUIREMENTS)
 
 
-def ensure_venv(venv: Optional[Path] = None, log=sys.stderr) -> Path:
+def ensure_venv(venv: Path | None = None, log=sys.stderr) -> Path:
     """The oracle's Python interpreter, building its environment first if needed (under an exclusive lock on
     `<venv>.lock`, so concurrent callers wait for one build instead of racing)."""
     venv = Path(venv or venv_dir())
@@ -81,10 +82,10 @@ def server_command(*args: str) -> list[str]:
 class PackageEnv:
     """One package env in the oracle (gymnasium-like). `state` is the package's state after the last call."""
 
-    def __init__(self, oracle: "Oracle", task: str, env_id: int, max_path_length: int, state: dict):
+    def __init__(self, oracle: Oracle, task: str, env_id: int, max_path_length: int, state: dict):
         self.oracle, self.task, self.id = oracle, task, env_id
         self.max_path_length, self.state = max_path_length, state
-        self.obs: Optional[np.ndarray] = None
+        self.obs: np.ndarray | None = None
 
     @property
     def rand_vec(self) -> np.ndarray:
@@ -101,7 +102,7 @@ class PackageEnv:
         self.state, self.obs = reply["state"], reply["obs"]
         return reply["obs"], reply["reward"], reply["terminated"], reply["truncated"], reply["info"]
 
-    def rollout(self, actions: np.ndarray, state: Optional[dict] = None) -> dict:
+    def rollout(self, actions: np.ndarray, state: dict | None = None) -> dict:
         """One step per row of `actions`, from the current state or from `state` (set, then a forward pass);
         stacked obs [N, 39], reward, terminated, truncated, info {k: [N]}, state {field: [N, ...]}."""
         traj = self.oracle.request("rollout", env=self.id, actions=np.asarray(actions), state=state)
@@ -147,7 +148,7 @@ class Oracle:
     def describe(self, task: str) -> dict:
         return self.request("describe", task=task)
 
-    def make(self, task: str, seed: Optional[int] = None, rand_vec: Optional[np.ndarray] = None) -> PackageEnv:
+    def make(self, task: str, seed: int | None = None, rand_vec: np.ndarray | None = None) -> PackageEnv:
         """The package's goal-observable env for `task` (a short name, "push-v3", or "metaworld/push-v3"),
         constructed with `seed`; with `rand_vec`, its reset vector (object and goal positions) frozen there."""
         task = task.split("/", 1)[-1]
@@ -175,14 +176,14 @@ class Oracle:
             self.process.stdin.close()
             self.process.wait(timeout=60)
 
-    def __enter__(self) -> "Oracle":
+    def __enter__(self) -> Oracle:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-_SHARED: Optional[Oracle] = None
+_SHARED: Oracle | None = None
 
 
 def shared() -> Oracle:
@@ -194,7 +195,7 @@ def shared() -> Oracle:
     return _SHARED
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """`mw-oracle ...`: build the environment if needed, then run the server's command line in it."""
     return subprocess.call(server_command(*(sys.argv[1:] if argv is None else argv)))
 

@@ -33,15 +33,15 @@ import sys
 import xml.etree.ElementTree as ET
 from importlib import metadata
 
+import metaworld
+import metaworld.policies as policies
 import mujoco
 import numpy as np
+from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE as GOAL_OBSERVABLE
 
+# oracle_protocol lies beside this file: the project's package is not importable in mw-oracle's environment.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import oracle_protocol as wire  # noqa: E402  (beside this file; the project's package is not importable here)
-
-import metaworld  # noqa: E402
-import metaworld.policies as policies  # noqa: E402
-from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE as GOAL_OBSERVABLE  # noqa: E402
+import oracle_protocol as wire
 
 SUFFIX = "-goal-observable"
 ASSETS = os.path.join(os.path.dirname(metaworld.__file__), "assets")
@@ -236,7 +236,7 @@ def serve() -> None:
         try:
             request = wire.loads(line)
             reply = {"ok": True, **server.handle(request.pop("cmd"), request)}
-        except Exception as error:  # noqa: BLE001  (reported to the client, which raises it)
+        except Exception as error:  # reported to the client, which raises it
             reply = {"ok": False, "error": f"{type(error).__name__}: {error}"}
         out.write(wire.dumps(reply))
         out.flush()
@@ -250,11 +250,14 @@ def main(argv: list[str] | None = None) -> None:
     d = sub.add_parser("describe", help="facts of a task's package env (JSON)")
     d.add_argument("task")
     r = sub.add_parser("reset", help="reset with a seed: object/goal positions, observation and state (JSON)")
-    r.add_argument("task"); r.add_argument("--seed", type=int, default=0)
+    r.add_argument("task")
+    r.add_argument("--seed", type=int, default=0)
     ro = sub.add_parser("rollout", help="a trajectory (npz) under given actions or the package's scripted expert")
-    ro.add_argument("task"); ro.add_argument("--out", required=True); ro.add_argument("--seed", type=int, default=0)
-    ro.add_argument("--actions", help="(N, 4) .npy; default: the scripted expert"); ro.add_argument("--steps",
-                                                                                                   type=int, default=100)
+    ro.add_argument("task")
+    ro.add_argument("--out", required=True)
+    ro.add_argument("--seed", type=int, default=0)
+    ro.add_argument("--actions", help="(N, 4) .npy; default: the scripted expert")
+    ro.add_argument("--steps", type=int, default=100)
     a = sub.add_parser("assets", help="files the models read, with sha256 (JSON)")
     a.add_argument("xmls", nargs="+")
     args = p.parse_args(argv)
