@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import envs
+from envs.core import Env
 from envs.metaworld import oracle
 from envs.metaworld.model import load_reference_model
-from envs.core import Env
 from envs.testing import PointMass
 
 
