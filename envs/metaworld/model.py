@@ -102,14 +102,11 @@ def load_reference_model(xml_name: str) -> mujoco.MjModel:
     return model
 
 
-def load_models(xml_name: str) -> tuple[mujoco.MjModel, mujoco.MjModel, CompatRecord]:
-    """(untouched model, model rewritten for MJX, record of the rewrite)."""
-    original = load_reference_model(xml_name)
-    spec = mujoco.MjSpec.from_file(xml_path(xml_name))
+def _cylinders_to_prisms(xml_name: str, spec: mujoco.MjSpec, original: mujoco.MjModel) -> tuple[list[int], list[str]]:
+    """Turns every collidable cylinder geom of `spec` into a prism mesh at its compiled pose; (geom ids, lines)."""
     spec_geoms = spec.worldbody.find_all(mujoco.mjtObj.mjOBJ_GEOM)
     if len(spec_geoms) != original.ngeom:
         raise RuntimeError(f"{xml_name}: spec has {len(spec_geoms)} geoms, model {original.ngeom}")
-
     converted, converted_ids = [], []
     for gid, geom in enumerate(spec_geoms):
         if original.geom_type[gid] != mujoco.mjtGeom.mjGEOM_CYLINDER:
@@ -129,13 +126,19 @@ def load_models(xml_name: str) -> tuple[mujoco.MjModel, mujoco.MjModel, CompatRe
         body = mujoco.mj_id2name(original, mujoco.mjtObj.mjOBJ_BODY, original.geom_bodyid[gid]) or "?"
         converted.append(f"geom {gid} ({original.geom(gid).name or 'unnamed'}) on body {body}: "
                          f"radius {radius:.4g}, half-length {half_length:.4g}")
+    return converted_ids, converted
 
-    bounded = []
+
+def _bound_hulls(spec: mujoco.MjSpec) -> None:
+    """Caps the convex hull of every mesh but the prisms at MAX_HULL_VERT vertices."""
     for mesh in spec.meshes:
-        if mesh.name.startswith("mjx_prism_"):
-            continue
-        mesh.maxhullvert = MAX_HULL_VERT
-    rewritten = spec.compile()
+        if not mesh.name.startswith("mjx_prism_"):
+            mesh.maxhullvert = MAX_HULL_VERT
+
+
+def _bounded_hulls(original: mujoco.MjModel, rewritten: mujoco.MjModel) -> list[str]:
+    """The meshes whose hull vertex count changed, as "name: before -> after hull vertices"."""
+    bounded = []
     for mid in range(original.nmesh):
         if original.mesh_graphadr[mid] < 0:  # no hull: the mesh collides with nothing
             continue
@@ -143,8 +146,11 @@ def load_models(xml_name: str) -> tuple[mujoco.MjModel, mujoco.MjModel, CompatRe
         after = rewritten.mesh_graph[rewritten.mesh_graphadr[mid]]
         if before != after:
             bounded.append(f"{original.mesh(mid).name}: {before} -> {after} hull vertices")
+    return bounded
 
-    # Keep the dynamics of the untouched model: same masses and inertias, same solver settings.
+
+def _restore_dynamics(rewritten: mujoco.MjModel, original: mujoco.MjModel, converted_ids: list[int]) -> None:
+    """Keep the dynamics of the untouched model: same masses and inertias, and the original geom poses."""
     for field in ("body_mass", "body_inertia", "body_ipos", "body_iquat", "body_subtreemass"):
         getattr(rewritten, field)[:] = getattr(original, field)
     # MuJoCo re-centres mesh geoms on their inertial frame: restore the original geom poses. Not for the prisms:
@@ -153,7 +159,10 @@ def load_models(xml_name: str) -> tuple[mujoco.MjModel, mujoco.MjModel, CompatRe
     kept = np.setdiff1d(np.arange(original.ngeom), converted_ids)
     rewritten.geom_pos[kept] = original.geom_pos[kept]
     rewritten.geom_quat[kept] = original.geom_quat[kept]
-    set_mocap_welds(rewritten)
+
+
+def _zero_margins(rewritten: mujoco.MjModel) -> list[str]:
+    """Where mjx refuses the model, sets collidable geoms' margin and gap to 0 (boxes grow by the margin)."""
     zeroed = []
     for gid in range(rewritten.ngeom if not _mjx_accepts(rewritten) else 0):
         collidable = rewritten.geom_contype[gid] or rewritten.geom_conaffinity[gid]
@@ -169,7 +178,20 @@ def load_models(xml_name: str) -> tuple[mujoco.MjModel, mujoco.MjModel, CompatRe
                           f"{rewritten.geom_margin[gid]:.4g}, gap {rewritten.geom_gap[gid]:.4g} -> 0{note}")
             rewritten.geom_margin[gid] = 0.0
             rewritten.geom_gap[gid] = 0.0
+    return zeroed
 
+
+def load_models(xml_name: str) -> tuple[mujoco.MjModel, mujoco.MjModel, CompatRecord]:
+    """(untouched model, model rewritten for MJX, record of the rewrite)."""
+    original = load_reference_model(xml_name)
+    spec = mujoco.MjSpec.from_file(xml_path(xml_name))
+    converted_ids, converted = _cylinders_to_prisms(xml_name, spec, original)
+    _bound_hulls(spec)
+    rewritten = spec.compile()
+    bounded = _bounded_hulls(original, rewritten)
+    _restore_dynamics(rewritten, original, converted_ids)
+    set_mocap_welds(rewritten)
+    zeroed = _zero_margins(rewritten)
     record = CompatRecord(
         xml=xml_name,
         cylinders_to_prisms=tuple(converted),

@@ -117,6 +117,28 @@ class _Compiled:
         return state.replace(pipeline_state=ps)
 
 
+def _start_port(backend: str, task, compiled: _Compiled | None, rand: np.ndarray):
+    """The port reset to `rand`: (gymnasium env or None, compiled functions or None, JAX state or None, obs)."""
+    if backend == "cpu":
+        port = task.cpu()
+        return port, compiled, None, port.reset_to(rand)
+    if backend in ("mjx", "jax-cpu"):
+        compiled = compiled or _Compiled(task)
+        state = compiled.reset_to(rand)
+        return None, compiled, state, np.asarray(compiled.first(state.obs))
+    raise ValueError(backend)
+
+
+def _step_compiled(compiled: _Compiled, state, ref, action: np.ndarray):
+    """One step of the JAX port (first re-synced to `ref` unless it is None): (state, (obs, reward, info))."""
+    if ref is not None:
+        state = compiled.sync(state, ref)
+    state = compiled.step(state, action)
+    obs, reward, info = jax.device_get((compiled.first(state.obs), compiled.first(state.reward),
+                                        {k: compiled.first(v) for k, v in state.info.items()}))
+    return state, (np.asarray(obs), float(reward), {k: float(v) for k, v in info.items()})
+
+
 def run_parity(name: str, backend: str = "cpu", steps: int = 100, seed: int = 0, resync: bool = True,
                task=None, compiled: _Compiled | None = None, action_noise: float = 0.0) -> ParityResult:
     """Roll the reference and the port side by side; returns the largest differences seen."""
@@ -128,15 +150,7 @@ def run_parity(name: str, backend: str = "cpu", steps: int = 100, seed: int = 0,
     if task is None or not np.allclose(task.fixed_rand_vec, rand):
         task = mw.make(name, rand_vec=rand, physics="cpu" if backend == "jax-cpu" else "mjx")
         compiled = None
-    if backend == "cpu":
-        port = task.cpu()
-        obs = port.reset_to(rand)
-    elif backend in ("mjx", "jax-cpu"):
-        compiled = compiled or _Compiled(task)
-        state = compiled.reset_to(rand)
-        obs = np.asarray(compiled.first(state.obs))
-    else:
-        raise ValueError(backend)
+    port, compiled, state, obs = _start_port(backend, task, compiled, rand)
     reset_err = float(np.abs(obs - obs_ref).max())
 
     obs_errs, reward_errs = [], []
@@ -154,12 +168,7 @@ def run_parity(name: str, backend: str = "cpu", steps: int = 100, seed: int = 0,
                 _sync_cpu(port, ref)
             obs, reward, _, _, info = port.step(action)
         else:
-            if resync:
-                state = compiled.sync(state, ref)
-            state = compiled.step(state, action)
-            obs, reward, info = jax.device_get((compiled.first(state.obs), compiled.first(state.reward),
-                                                {k: compiled.first(v) for k, v in state.info.items()}))
-            obs, reward, info = np.asarray(obs), float(reward), {k: float(v) for k, v in info.items()}
+            state, (obs, reward, info) = _step_compiled(compiled, state, ref if resync else None, action)
         obs_ref, reward_ref, _, _, info_ref = ref.step(action)
         diff = np.abs(obs - obs_ref)
         obs_errs.append(float(diff.max()))
