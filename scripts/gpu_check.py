@@ -241,8 +241,8 @@ def step_figures(step: Step) -> dict[str, Any]:
     rates = sorted(row["steps_per_s"] for row in rows if row.get("steps_per_s") is not None)  # all seeds' steps
     median = rates[len(rates) // 2] if rates else None
     seeds = len(payload["seeds"])
-    return {"final_average_return_mean": payload.get("final_average_return_mean"),
-            "final_average_success_mean": payload.get("final_average_success_mean"),
+    return {"final_policy_average_return_mean": payload.get("final_policy_average_return_mean"),
+            "final_policy_average_success_mean": payload.get("final_policy_average_success_mean"),
             "metrics_rows": len(rows), "seeds": seeds,
             "chunk_steps_per_s_median": median,
             "chunk_steps_per_s_per_seed_median": median / seeds if median else None,
@@ -265,7 +265,7 @@ def describe(record: dict[str, Any]) -> str:
         text += f"; trainer {trainer or 0:,.0f} env steps/s over {figures['seeds']} seeds"
         text += f", XLA plan of the chunk {plan['total'] / 2**20:,.1f} MiB" if plan else ""
     elif "metrics_rows" in figures:
-        text += (f"; final average return {figures['final_average_return_mean']:.2f}, chunks at "
+        text += (f"; final average return {figures['final_policy_average_return_mean']:.2f}, chunks at "
                  f"{figures['chunk_steps_per_s_median'] or 0:,.0f} env steps/s over {figures['seeds']} seeds")
     peak = peak_device_bytes(record)
     if peak is not None:

@@ -74,6 +74,6 @@ def test_allow_cpu_runs_every_step_at_a_tiny_shape(tmp_path):
     assert train["status"] == "ok", train
     run_summary = json.loads((out / "train_run" / "summary.json").read_text())
     assert run_summary["seeds"] == [0, 1, 2, 3, 4]
-    assert train["figures"]["final_average_return_mean"] == run_summary["final_average_return_mean"]
+    assert train["figures"]["final_policy_average_return_mean"] == run_summary["final_policy_average_return_mean"]
     assert train["figures"]["metrics_rows"] == 2 * 2 * 5  # 2 tasks x 2 chunks x 5 seeds
     assert list((out / "train_run" / "wandb").glob("offline-run-*"))
