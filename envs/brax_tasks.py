@@ -50,8 +50,8 @@ class BraxTask:
             env = brax_envs.get_environment(name, backend="mjx")
         self.name = f"brax/{name}"
         self.brax_env = env  # Brax's own env: what Brax's PPO trains on in the bench (`brax_env_for`)
-        # Brax's `observation_size` runs an eager reset: hundreds of op-by-op compiles (~3 s idle, 80 s on a loaded
-        # 2-core machine). Tracing the reset abstractly gives the same size without compiling anything.
+        # Brax's `observation_size` runs an eager reset: hundreds of op-by-op compiles (seconds idle, minutes on a
+        # loaded machine). Tracing the reset abstractly gives the same size without compiling anything.
         self.observation_size = int(jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs.shape[-1])
         self.action_size = int(env.action_size)
         self.episode_length = int(episode_length)

@@ -1,7 +1,8 @@
 """The XLA:CPU workaround for MJX (MuJoCo issue 2957): the one place that decides when to set it.
 
-XLA:CPU's fusion emitters make the MJX step of the contact-rich MetaWorld models 40-110x slower and its compile
-2-3x (HumanoidBench's H1 step: 1.1-3x; docs/benchmarks.md, "MJX on CPU and XLA_FLAGS").
+XLA:CPU's fusion emitters make the MJX step of the contact-rich MetaWorld models many times slower, and its
+compile longer (HumanoidBench's H1 step much less so); the figures are in docs/benchmarks.md, "MJX on CPU and
+XLA_FLAGS".
 `XLA_FLAGS=--xla_cpu_use_fusion_emitters=false` avoids that, but XLA reads XLA_FLAGS once, when jax initialises
 its backends. So:
 
@@ -9,7 +10,7 @@ its backends. So:
 - before jax's backends exist it appends the flag to XLA_FLAGS (harmless on a GPU: it only changes XLA:CPU);
 - after, on a CPU backend, it warns once with the line to add (it is too late to set it);
 - it never overrides a user's own `xla_cpu_use_fusion_emitters` setting, and is not applied to contact-free Brax
-  tasks or to `physics="cpu"`, where the flag only slows the networks (~3x on the smoke PPO update).
+  tasks or to `physics="cpu"`, where the flag only slows the networks (README, "Notes on CPU").
 
 Importing this module does not import jax (it only looks at `sys.modules`).
 """

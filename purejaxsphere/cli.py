@@ -207,7 +207,7 @@ def render(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------ bench (purejaxsphere.bench)
 # `--quick`: a tiny shape that measures everything in about a minute on a CPU (CI). The H1 on C MuJoCo compiles in
-# seconds; an MJX task's step compiles in every measured program (raw, rollout, chunk, Brax: ~4x longer in all).
+# seconds; an MJX task's step compiles in every measured program (raw, rollout, chunk, Brax), several times longer.
 BENCH_QUICK = [
     "benchmark=smoke", "tasks=[humanoidbench/h1_stand]", "physics=cpu", "num_envs=4", "episode_length=20",
     "ppo.n_steps=8", "ppo.minibatch_size=16", "ppo.update_epochs=1", "network.hidden_sizes=[16]",

@@ -75,9 +75,9 @@ class ExpertStack(nn.Module):
         """x [B, in] -> (outputs [B, E, out], hidden features per layer [B, E, d_l]).
 
         Computed expert-major ([E, B, d]: the expert axis leads every batched matmul) and transposed only where
-        returned. With the weights as program inputs, batch-major einsums ("bei,eio->beo") ran 4.5x slower on
-        XLA:CPU for a 16-row forward pass and 2.7x for its gradient, and a whole PPO minibatch step (64 rows) 1.5x
-        (scripts/profile_moe_layout.py, scripts/profile_update.py; docs/benchmarks.md).
+        returned: with the weights as program inputs, batch-major einsums ("bei,eio->beo") ran slower on XLA:CPU,
+        forward, gradient and whole PPO minibatch step alike (scripts/profile_moe_layout.py,
+        scripts/profile_update.py; figures in docs/benchmarks.md).
         """
         sizes = [x.shape[-1], *self.hidden_sizes, self.out_size]
         names = [str(i) for i in range(len(self.hidden_sizes))] + ["_out"]  # params w0, b0, ..., w_out, b_out

@@ -456,8 +456,8 @@ def map_members(fn: Callable) -> Callable:
     without vmap (squeezed, then given its axis back).
 
     Why: on XLA:CPU a size-1 vmap is not free. It turns every matmul of the MoE into a batched dot, and a PPO
-    minibatch step measured 18.6 vs 12.9 ms (scripts/profile_update.py, 2026-11-30). Traced per shape under jit,
-    so the choice is made once per compiled program.
+    minibatch step is measurably slower under it (scripts/profile_update.py; docs/benchmarks.md). Traced per shape
+    under jit, so the choice is made once per compiled program.
     """
     vmapped = jax.vmap(fn)
 
