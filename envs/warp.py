@@ -3,8 +3,8 @@
 MJX runs on MuJoCo Warp through `mjx.put_model(..., impl="warp")` from mujoco-mjx 3.3.5 on (MuJoCo 3.5 made it
 official), with the mujoco-warp package, on a CUDA device. mujoco-mjx 3.3.0, the project's pin, has no `impl`
 argument (`inspect.signature(mujoco.mjx.put_model)`: `(m, device=None, _full_compat=False)`), so on this stack
-`physics=warp` is refused at config time; the stack move is a separate step. Importing this module imports
-neither jax nor mujoco: config validation calls it.
+`physics=warp` is refused at config time (why the stack stays there: docs/install.md, "The stack"). Importing this
+module imports neither jax nor mujoco: config validation calls it.
 """
 
 from __future__ import annotations
