@@ -237,6 +237,18 @@ def parse_run(output_dir: Path, stdout: str) -> dict[str, Any]:
             "env_steps_per_second_training": None if rate is None else round(rate, 1)}
 
 
+def evaluations_written_since(outputs: Path, start: float) -> Path:
+    """The one evaluations.npz under `outputs` written at or after `start` (time.time()).
+
+    The official trainer writes each run under a new timestamped folder, so a rerun with the same --out (and so the
+    same outputs_dir) leaves the earlier runs' files beside this one's: only this run's may be read."""
+    fresh = [p for p in outputs.rglob("evaluations.npz") if p.stat().st_mtime >= start]
+    if len(fresh) != 1:
+        raise ValueError(f"expected one evaluations.npz written by this run under {outputs}, found {len(fresh)}: "
+                         f"{[str(p) for p in fresh]}")
+    return fresh[0]
+
+
 def run(args: argparse.Namespace) -> None:
     """Launch the official script on h1_stand and write its eval points, wall time and env steps/s as JSON."""
     venv = Path(args.venv).resolve()
@@ -255,7 +267,7 @@ def run(args: argparse.Namespace) -> None:
     (outputs / "run.json").write_text(json.dumps({"command": cmd, "returncode": code, "wall_seconds": wall}) + "\n")
     if code:
         sys.exit(f"official run failed ({code}); see {stderr}:\n" + stderr.read_text()[-3000:])
-    (npz,) = outputs.rglob("evaluations.npz")
+    npz = evaluations_written_since(outputs, start)
     result = parse_run(npz.parent, stdout.read_text())
     total = args.steps + (-args.steps) % (args.num_envs * 16)  # SB3 runs whole rollouts of n_steps=16
     commit = json.loads((venv / "setup.json").read_text())["official_commit"]

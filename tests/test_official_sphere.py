@@ -77,6 +77,24 @@ def test_parse_run_refuses_logs_of_different_runs():
         official.parse_run(DATA, text.replace(first, ""))
 
 
+def test_a_rerun_reads_only_the_evaluations_it_wrote(tmp_path):
+    """The official trainer writes each run under a new timestamped folder of the same outputs_dir: a rerun must
+    parse its own evaluations.npz, not an earlier run's (this failed with two files before)."""
+    import os
+
+    old, new = (tmp_path / stamp / "evaluations.npz" for stamp in ("2026-12-07_15-36-13", "2026-12-07_16-25-34"))
+    for path in (old, new):
+        path.parent.mkdir()
+        path.write_bytes(b"")
+    os.utime(old, (1000.0, 1000.0))
+    os.utime(new, (2000.0, 2000.0))
+    assert official.evaluations_written_since(tmp_path, 1500.0) == new
+    with pytest.raises(ValueError, match="found 2"):
+        official.evaluations_written_since(tmp_path, 500.0)
+    with pytest.raises(ValueError, match="found 0"):
+        official.evaluations_written_since(tmp_path, 2500.0)
+
+
 # Read off tests/data/official_sphere/stdout.log by eye (its "Eval num_timesteps=..." / "Success:" lines and the
 # last SB3 time/ table): the smoke run of docs/learning.md.
 EXPECTED_STEPS, EXPECTED_SUCCESS, EXPECTED_RETURNS = [4096, 8192], [0.0, 0.0], [30.28, 31.01]
