@@ -112,7 +112,7 @@ def plot(entries: list[tuple[str, dict]], out: Path, title: str) -> None:
         steps = np.asarray(entry["steps"], float)
         returns = np.asarray(entry["eval_return"], float)
         mean, std = returns.mean(axis=1), returns.std(axis=1)
-        ax.plot(steps, mean, label=f"{label} ({returns.shape[1]} seeds)")
+        ax.plot(steps, mean, label=f"{label} ({returns.shape[1]} seed{'s' if returns.shape[1] != 1 else ''})")
         ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
     ax.set_xlabel("env steps per seed")
     ax.set_ylabel("deterministic eval return")
